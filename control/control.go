@@ -1,0 +1,149 @@
+// Package control is the control plane's vocabulary: the domain types
+// (Project, Deployment, Token), the sentinel errors callers branch on, and
+// the metadata Store port that both store adapters (sqlitestore, pgstore)
+// implement and storetest checks.
+//
+// It imports only the standard library. Every package of the control tree
+// may import it.
+package control
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"strings"
+	"time"
+)
+
+// Environment names an active-deployment pointer of a project.
+const (
+	Production = "production"
+)
+
+// Project is a git repository Pier builds and serves.
+type Project struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"` // DNS label: the <name>.<base-domain> host
+	RepoURL        string    `json:"repo_url"`
+	Branch         string    `json:"branch"`    // production branch, default "main"
+	Framework      string    `json:"framework"` // "" or "auto": detected at build time
+	InstallCommand string    `json:"install_command"`
+	BuildCommand   string    `json:"build_command"`
+	OutputDir      string    `json:"output_dir"`
+	GitToken       []byte    `json:"-"` // sealed (encrypted) access token, never plaintext
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// State is where a deployment is in its life.
+type State string
+
+// Deployment states. queued → building → ready | failed | canceled.
+const (
+	StateQueued   State = "queued"
+	StateBuilding State = "building"
+	StateReady    State = "ready"
+	StateFailed   State = "failed"
+	StateCanceled State = "canceled"
+)
+
+// Final reports whether no further transition can happen.
+func (s State) Final() bool {
+	return s == StateReady || s == StateFailed || s == StateCanceled
+}
+
+// Deployment is one immutable build of one commit of a project.
+type Deployment struct {
+	ID          string    `json:"id"`
+	ProjectID   string    `json:"project_id"`
+	Ref         string    `json:"ref"`        // what was asked for: a SHA or a branch
+	CommitSHA   string    `json:"commit_sha"` // resolved by the builder when Ref is a branch
+	Environment string    `json:"environment"`
+	State       State     `json:"state"`
+	Framework   string    `json:"framework,omitempty"` // detected or configured
+	Error       string    `json:"error,omitempty"`     // user-safe reason for failed
+	ManifestKey string    `json:"manifest_key,omitempty"`
+	Files       int       `json:"files,omitempty"`
+	Bytes       int64     `json:"bytes,omitempty"`
+	Attempts    int       `json:"attempts"`
+	CreatedAt   time.Time `json:"created_at"`
+	StartedAt   time.Time `json:"started_at,omitzero"`
+	FinishedAt  time.Time `json:"finished_at,omitzero"`
+}
+
+// Token is an API token. Only the SHA-256 hash of the secret is stored.
+type Token struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Hash      string    `json:"-"` // hex sha256 of the secret
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// BuildJob is a claimed entry of the build queue.
+type BuildJob struct {
+	ID           int64
+	DeploymentID string
+	Attempt      int
+	ClaimedBy    string
+	ClaimedAt    time.Time
+}
+
+// Store is the metadata store. Implementations: control/store/sqlitestore
+// (embedded) and control/store/pgstore (production). Both pass
+// control/store/storetest.
+//
+// Not-found lookups return an error wrapping ErrNotFound; a unique-key
+// violation (a second project with the same name) wraps ErrConflict.
+type Store interface {
+	CreateProject(ctx context.Context, p *Project) error
+	// GetProject finds a project by ID or by name.
+	GetProject(ctx context.Context, idOrName string) (*Project, error)
+	ListProjects(ctx context.Context) ([]*Project, error)
+	// DeleteProject removes the project, its deployments, jobs and logs.
+	DeleteProject(ctx context.Context, id string) error
+
+	// CreateDeployment inserts d (state queued) and enqueues its build job
+	// in one transaction.
+	CreateDeployment(ctx context.Context, d *Deployment) error
+	GetDeployment(ctx context.Context, id string) (*Deployment, error)
+	// ListDeployments lists a project's deployments, newest first.
+	ListDeployments(ctx context.Context, projectID string, limit int) ([]*Deployment, error)
+	// UpdateDeployment writes every mutable field of d (state, commit,
+	// framework, error, manifest, counts, attempts, timestamps).
+	UpdateDeployment(ctx context.Context, d *Deployment) error
+
+	// ClaimBuild atomically takes the oldest unclaimed build job (FIFO) for
+	// worker, or returns ErrNotFound when the queue is empty. No job is ever
+	// handed to two claimers.
+	ClaimBuild(ctx context.Context, worker string) (*BuildJob, error)
+	// CompleteBuild removes a finished job from the queue.
+	CompleteBuild(ctx context.Context, jobID int64) error
+	// RequeueBuild puts a claimed job back (attempt+1) for a retry.
+	RequeueBuild(ctx context.Context, jobID int64) error
+	// ClaimedBuilds lists jobs claimed before the given time (stale claims
+	// of a crashed worker), oldest first.
+	ClaimedBuilds(ctx context.Context, before time.Time) ([]*BuildJob, error)
+
+	// AppendLog appends a chunk to a deployment's build log.
+	AppendLog(ctx context.Context, deploymentID string, chunk []byte) error
+	// Log returns the build log from byte offset on.
+	Log(ctx context.Context, deploymentID string, offset int64) ([]byte, error)
+
+	CreateToken(ctx context.Context, t *Token) error
+	// TokenByHash finds a token by the hex sha256 of its secret.
+	TokenByHash(ctx context.Context, hash string) (*Token, error)
+	ListTokens(ctx context.Context) ([]*Token, error)
+
+	Close() error
+}
+
+// NewID returns a random, DNS-label-safe identifier with the given prefix,
+// e.g. "dpl-k3j9x0m2q8w4t6ya". IDs appear in host names
+// (<deployment-id>.<project>.<base-domain>), hence lowercase base32.
+func NewID(prefix string) string {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return prefix + "-" + strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
