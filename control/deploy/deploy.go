@@ -1,0 +1,488 @@
+// Package deploy owns the deployment workflow: projects, deployments,
+// the build queue worker (claim → dispatch → record), promotion and
+// rollback.
+//
+// It declares the ports it calls (Dispatcher, Router, Sealer) and imports
+// only control and jobs; the adapters reach it through main. It is
+// imported by control/api and control/controld.
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"path"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pierhq/pier/control"
+	"github.com/pierhq/pier/jobs"
+)
+
+// Dispatcher runs one build to completion (a Nomad batch job in
+// production, a local sandboxed child process in dev). It streams the
+// build log into log as it happens. A non-nil error means the build could
+// not be run (infrastructure); a build that ran and failed is a result
+// with Error set.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, req jobs.BuildRequest, log io.Writer) (*jobs.BuildResult, error)
+}
+
+// Router moves the active-deployment pointers (the cutover). Implemented
+// over edge/coord by main.
+type Router interface {
+	// Announce tells every edge to sync a ready deployment ahead of a
+	// promotion.
+	Announce(ctx context.Context, projectID, projectName, deploymentID string) error
+	// Retract withdraws an announcement (deployment deleted).
+	Retract(ctx context.Context, deploymentID string) error
+	// Promote makes deploymentID live for the project's environment once
+	// every healthy edge holds it. It fails, leaving the old deployment
+	// live, when that cannot be confirmed.
+	Promote(ctx context.Context, projectID, projectName, env, deploymentID string) (*Cutover, error)
+	// Active returns the live deployment ID, or "" when none.
+	Active(ctx context.Context, projectID, env string) (string, error)
+	// Forget removes a deleted project's pointers.
+	Forget(ctx context.Context, projectID string) error
+}
+
+// Cutover reports how a promotion went.
+type Cutover struct {
+	DeploymentID string        `json:"deployment_id"`
+	Previous     string        `json:"previous,omitempty"`
+	Edges        []EdgeReady   `json:"edges"`
+	Total        time.Duration `json:"total_ns"`
+}
+
+// EdgeReady is when one edge confirmed the deployment, after the cutover began.
+type EdgeReady struct {
+	Edge string        `json:"edge"`
+	Wait time.Duration `json:"wait_ns"`
+}
+
+// Sealer encrypts secrets at rest (Vault transit or the local keyring).
+type Sealer interface {
+	Seal(ctx context.Context, plaintext []byte) (string, error)
+	Unseal(ctx context.Context, ciphertext string) ([]byte, error)
+}
+
+// Config tunes the service.
+type Config struct {
+	BuildTimeout time.Duration // install + build; default 15m
+	Workers      int           // concurrent builds; default 1
+	// PollInterval is how often an idle worker looks at the queue; default 500ms.
+	PollInterval time.Duration
+	// MaxAttempts bounds how often a build is tried after infrastructure
+	// failures (lost jobs, crashed workers); default 2 (one retry).
+	MaxAttempts int
+	// StaleClaim: a claim older than this with no live worker is requeued;
+	// default BuildTimeout + 5m.
+	StaleClaim time.Duration
+	// AllowLocalRepos permits file:// and absolute-path repository URLs
+	// (dev mode only: a local path lets a build read the control host).
+	AllowLocalRepos bool
+	WorkerID        string
+	Logger          *slog.Logger
+}
+
+// DefaultConfig returns production defaults.
+func DefaultConfig() Config {
+	return Config{BuildTimeout: 15 * time.Minute, Workers: 1, PollInterval: 500 * time.Millisecond, MaxAttempts: 2}
+}
+
+// Deps are the ports the service calls; all are required.
+type Deps struct {
+	Store      control.Store
+	Dispatcher Dispatcher
+	Router     Router
+	Sealer     Sealer
+}
+
+// Service is the deployment workflow.
+type Service struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	wake chan struct{}
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc // deployment ID → cancel of its build
+}
+
+// New returns a Service. It starts nothing; Run starts the workers.
+func New(cfg Config, deps Deps) *Service {
+	if deps.Store == nil || deps.Dispatcher == nil || deps.Router == nil || deps.Sealer == nil {
+		panic("deploy.New: nil dependency")
+	}
+	def := DefaultConfig()
+	if cfg.BuildTimeout <= 0 {
+		cfg.BuildTimeout = def.BuildTimeout
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = def.Workers
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = def.PollInterval
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = def.MaxAttempts
+	}
+	if cfg.StaleClaim <= 0 {
+		cfg.StaleClaim = cfg.BuildTimeout + 5*time.Minute
+	}
+	if cfg.WorkerID == "" {
+		cfg.WorkerID = control.NewID("worker")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		cfg:     cfg,
+		deps:    deps,
+		log:     cfg.Logger.With("component", "deploy"),
+		wake:    make(chan struct{}, 1),
+		running: make(map[string]context.CancelFunc),
+	}
+}
+
+var (
+	nameRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	shaRE    = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
+	branchRE = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,200}$`)
+)
+
+// ProjectInput is what a client supplies to create a project.
+type ProjectInput struct {
+	Name           string
+	RepoURL        string
+	Branch         string
+	Framework      string
+	InstallCommand string
+	BuildCommand   string
+	OutputDir      string
+	GitToken       string // plaintext; sealed before it is stored
+}
+
+// Frameworks the builder knows; "" and "auto" mean detect.
+var Frameworks = []string{"auto", "static", "vite", "nextjs", "astro", "sveltekit", "hugo", "docusaurus"}
+
+func (s *Service) validateProject(in *ProjectInput) error {
+	in.Name = strings.TrimSpace(in.Name)
+	if !nameRE.MatchString(in.Name) {
+		return control.Invalid("name", "must be a DNS label: 1-63 lowercase letters, digits or '-', not starting or ending with '-'")
+	}
+	if err := s.validateRepoURL(in.RepoURL); err != nil {
+		return err
+	}
+	if in.Branch == "" {
+		in.Branch = "main"
+	}
+	if !validBranch(in.Branch) {
+		return control.Invalid("branch", "is not a valid branch name")
+	}
+	if in.Framework == "" {
+		in.Framework = "auto"
+	}
+	known := false
+	for _, f := range Frameworks {
+		known = known || f == in.Framework
+	}
+	if !known {
+		return control.Invalid("framework", "must be one of %s", strings.Join(Frameworks, ", "))
+	}
+	if in.OutputDir != "" {
+		clean := path.Clean(in.OutputDir)
+		if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains(in.OutputDir, `\`) {
+			return control.Invalid("output_dir", "must be a relative path inside the repository")
+		}
+		in.OutputDir = clean
+	}
+	for field, v := range map[string]string{"install_command": in.InstallCommand, "build_command": in.BuildCommand} {
+		if len(v) > 4096 || strings.ContainsRune(v, 0) {
+			return control.Invalid(field, "is too long or contains NUL")
+		}
+	}
+	return nil
+}
+
+func (s *Service) validateRepoURL(raw string) error {
+	if raw == "" {
+		return control.Invalid("repo_url", "is required")
+	}
+	if path.IsAbs(raw) {
+		if s.cfg.AllowLocalRepos {
+			return nil
+		}
+		return control.Invalid("repo_url", "local paths are allowed in dev mode only")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return control.Invalid("repo_url", "is not a URL")
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return control.Invalid("repo_url", "has no host")
+		}
+		if u.User != nil {
+			return control.Invalid("repo_url", "must not carry credentials: use git_token")
+		}
+	case "file":
+		if !s.cfg.AllowLocalRepos {
+			return control.Invalid("repo_url", "file:// URLs are allowed in dev mode only")
+		}
+	default:
+		return control.Invalid("repo_url", "must be an http(s) git URL")
+	}
+	return nil
+}
+
+func validBranch(b string) bool {
+	return branchRE.MatchString(b) && !strings.Contains(b, "..") && !strings.HasPrefix(b, "-") &&
+		!strings.HasPrefix(b, "/") && !strings.HasSuffix(b, "/") && !strings.HasSuffix(b, ".lock")
+}
+
+// CreateProject validates in and stores a new project.
+func (s *Service) CreateProject(ctx context.Context, in ProjectInput) (*control.Project, error) {
+	if err := s.validateProject(&in); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	p := &control.Project{
+		ID:             control.NewID("prj"),
+		Name:           in.Name,
+		RepoURL:        in.RepoURL,
+		Branch:         in.Branch,
+		Framework:      in.Framework,
+		InstallCommand: in.InstallCommand,
+		BuildCommand:   in.BuildCommand,
+		OutputDir:      in.OutputDir,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+	}
+	if in.GitToken != "" {
+		sealed, err := s.deps.Sealer.Seal(ctx, []byte(in.GitToken))
+		if err != nil {
+			return nil, fmt.Errorf("seal git token: %w", err)
+		}
+		p.GitToken = []byte(sealed)
+	}
+	if err := s.deps.Store.CreateProject(ctx, p); err != nil {
+		if errors.Is(err, control.ErrConflict) {
+			return nil, fmt.Errorf("project %q already exists: %w", in.Name, err)
+		}
+		return nil, fmt.Errorf("create project: %w", err)
+	}
+	s.log.Info("project created", "project", p.ID, "name", p.Name)
+	return p, nil
+}
+
+// Project finds a project by ID or name.
+func (s *Service) Project(ctx context.Context, idOrName string) (*control.Project, error) {
+	return s.deps.Store.GetProject(ctx, idOrName)
+}
+
+// Projects lists every project.
+func (s *Service) Projects(ctx context.Context) ([]*control.Project, error) {
+	return s.deps.Store.ListProjects(ctx)
+}
+
+// DeleteProject removes a project, its deployments and its pointers. The
+// edges stop serving it at once.
+func (s *Service) DeleteProject(ctx context.Context, idOrName string) error {
+	p, err := s.deps.Store.GetProject(ctx, idOrName)
+	if err != nil {
+		return err
+	}
+	ds, err := s.deps.Store.ListDeployments(ctx, p.ID, 0)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		s.cancelRunning(d.ID)
+	}
+	if err := s.deps.Router.Forget(ctx, p.ID); err != nil {
+		return fmt.Errorf("delete project %s: %w", p.Name, err)
+	}
+	for _, d := range ds {
+		if err := s.deps.Router.Retract(ctx, d.ID); err != nil {
+			s.log.Warn("retract deployment", "deployment", d.ID, "err", err)
+		}
+	}
+	if err := s.deps.Store.DeleteProject(ctx, p.ID); err != nil {
+		return fmt.Errorf("delete project %s: %w", p.Name, err)
+	}
+	s.log.Info("project deleted", "project", p.ID, "name", p.Name)
+	return nil
+}
+
+// Active returns the project's live production deployment ID, or "".
+func (s *Service) Active(ctx context.Context, projectID string) (string, error) {
+	return s.deps.Router.Active(ctx, projectID, control.Production)
+}
+
+// DeployInput asks for a deployment.
+type DeployInput struct {
+	Ref         string // commit SHA or branch; default: the project's branch
+	Environment string // "production" (default) or "preview"
+}
+
+// CreateDeployment queues a build of ref. Production deployments go live
+// when their build succeeds; previews only get their own URL.
+func (s *Service) CreateDeployment(ctx context.Context, projectID string, in DeployInput) (*control.Deployment, error) {
+	p, err := s.deps.Store.GetProject(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
+	if in.Ref == "" {
+		in.Ref = p.Branch
+	}
+	if !shaRE.MatchString(in.Ref) && !validBranch(in.Ref) {
+		return nil, control.Invalid("ref", "must be a commit SHA or a branch name")
+	}
+	switch in.Environment {
+	case "":
+		in.Environment = control.Production
+	case control.Production, "preview":
+	default:
+		return nil, control.Invalid("environment", "must be production or preview")
+	}
+	d := &control.Deployment{
+		ID:          control.NewID("dpl"),
+		ProjectID:   p.ID,
+		Ref:         in.Ref,
+		Environment: in.Environment,
+		State:       control.StateQueued,
+		CreatedAt:   time.Now().UTC(),
+	}
+	if err := s.deps.Store.CreateDeployment(ctx, d); err != nil {
+		return nil, fmt.Errorf("create deployment: %w", err)
+	}
+	s.log.Info("deployment queued", "project", p.ID, "deployment", d.ID, "ref", d.Ref)
+	s.Kick()
+	return d, nil
+}
+
+// Deployment returns one deployment.
+func (s *Service) Deployment(ctx context.Context, id string) (*control.Deployment, error) {
+	return s.deps.Store.GetDeployment(ctx, id)
+}
+
+// Deployments lists a project's deployments, newest first.
+func (s *Service) Deployments(ctx context.Context, projectID string, limit int) ([]*control.Deployment, error) {
+	p, err := s.deps.Store.GetProject(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
+	return s.deps.Store.ListDeployments(ctx, p.ID, limit)
+}
+
+// Log returns a deployment's build log from offset.
+func (s *Service) Log(ctx context.Context, deploymentID string, offset int64) ([]byte, error) {
+	if _, err := s.deps.Store.GetDeployment(ctx, deploymentID); err != nil {
+		return nil, err
+	}
+	return s.deps.Store.Log(ctx, deploymentID, offset)
+}
+
+// Cancel stops a queued or building deployment.
+func (s *Service) Cancel(ctx context.Context, deploymentID string) (*control.Deployment, error) {
+	d, err := s.deps.Store.GetDeployment(ctx, deploymentID)
+	if err != nil {
+		return nil, err
+	}
+	if d.State.Final() {
+		return nil, fmt.Errorf("deployment is already %s: %w", d.State, control.ErrConflict)
+	}
+	if s.cancelRunning(d.ID) {
+		// The worker records the canceled state when the build returns.
+		return d, nil
+	}
+	d.State = control.StateCanceled
+	d.FinishedAt = time.Now().UTC()
+	if err := s.deps.Store.UpdateDeployment(ctx, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (s *Service) cancelRunning(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cancel, ok := s.running[id]; ok {
+		cancel()
+		return true
+	}
+	return false
+}
+
+// Promote makes a ready deployment live for its project's production
+// environment, through the all-edges-ready cutover.
+func (s *Service) Promote(ctx context.Context, deploymentID string) (*Cutover, error) {
+	d, err := s.deps.Store.GetDeployment(ctx, deploymentID)
+	if err != nil {
+		return nil, err
+	}
+	if d.State != control.StateReady {
+		return nil, fmt.Errorf("deployment %s is %s, only ready deployments can go live: %w", d.ID, d.State, control.ErrConflict)
+	}
+	p, err := s.deps.Store.GetProject(ctx, d.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.deps.Router.Promote(ctx, p.ID, p.Name, control.Production, d.ID)
+	if err != nil {
+		return nil, fmt.Errorf("promote %s: %w", d.ID, err)
+	}
+	s.log.Info("deployment live", "project", p.ID, "deployment", d.ID, "previous", c.Previous, "took", c.Total)
+	return c, nil
+}
+
+// Rollback points production back at an earlier ready deployment: toID, or
+// when empty the newest ready deployment older than the live one. Nothing
+// is rebuilt or re-uploaded.
+func (s *Service) Rollback(ctx context.Context, projectID, toID string) (*Cutover, error) {
+	p, err := s.deps.Store.GetProject(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
+	if toID == "" {
+		active, err := s.deps.Router.Active(ctx, p.ID, control.Production)
+		if err != nil {
+			return nil, err
+		}
+		ds, err := s.deps.Store.ListDeployments(ctx, p.ID, 0)
+		if err != nil {
+			return nil, err
+		}
+		var activeAt time.Time
+		for _, d := range ds {
+			if d.ID == active {
+				activeAt = d.CreatedAt
+			}
+		}
+		for _, d := range ds { // newest first
+			if d.ID != active && d.State == control.StateReady && d.Environment == control.Production &&
+				(activeAt.IsZero() || d.CreatedAt.Before(activeAt)) {
+				toID = d.ID
+				break
+			}
+		}
+		if toID == "" {
+			return nil, fmt.Errorf("no earlier ready deployment to roll back to: %w", control.ErrConflict)
+		}
+	}
+	d, err := s.deps.Store.GetDeployment(ctx, toID)
+	if err != nil {
+		return nil, err
+	}
+	if d.ProjectID != p.ID {
+		return nil, fmt.Errorf("deployment %s: %w", toID, control.ErrNotFound)
+	}
+	return s.Promote(ctx, d.ID)
+}
