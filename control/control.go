@@ -75,9 +75,19 @@ type Deployment struct {
 type Token struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
+	Scope     Scope     `json:"scope"`
 	Hash      string    `json:"-"` // hex sha256 of the secret
 	CreatedAt time.Time `json:"created_at"`
 }
+
+// Scope is what a token may do.
+type Scope string
+
+// Token scopes: read tokens may only list and get.
+const (
+	ScopeAdmin Scope = "admin"
+	ScopeRead  Scope = "read"
+)
 
 // BuildJob is a claimed entry of the build queue.
 type BuildJob struct {

@@ -71,7 +71,9 @@ func New(cfg Config, deps Deps) *Server {
 	e.Use(gin.Recovery(), s.requestLog)
 	e.HandleMethodNotAllowed = true
 	e.NoRoute(func(c *gin.Context) { writeError(c, http.StatusNotFound, "not_found", "no such endpoint") })
-	e.NoMethod(func(c *gin.Context) { writeError(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })
+	e.NoMethod(func(c *gin.Context) {
+		writeError(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+	})
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 
 	v1 := e.Group("/v1", s.authenticate)
