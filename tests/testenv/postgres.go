@@ -106,6 +106,7 @@ func Postgres(t testing.TB) (dsn string) {
 // immediate) and removes their directories. Call it from TestMain after
 // m.Run; Postgres must not be called afterwards.
 func StopAll() {
+	stopServers()
 	if pg.stop != nil {
 		pg.stop()
 		pg.stop = nil
