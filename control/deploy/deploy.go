@@ -83,11 +83,8 @@ type Config struct {
 	// StaleClaim: a claim older than this with no live worker is requeued;
 	// default BuildTimeout + 5m.
 	StaleClaim time.Duration
-	// AllowLocalRepos permits file:// and absolute-path repository URLs
-	// (dev mode only: a local path lets a build read the control host).
-	AllowLocalRepos bool
-	WorkerID        string
-	Logger          *slog.Logger
+	WorkerID   string
+	Logger     *slog.Logger
 }
 
 // DefaultConfig returns production defaults.
@@ -214,30 +211,19 @@ func (s *Service) validateRepoURL(raw string) error {
 	if raw == "" {
 		return control.Invalid("repo_url", "is required")
 	}
-	if path.IsAbs(raw) {
-		if s.cfg.AllowLocalRepos {
-			return nil
-		}
-		return control.Invalid("repo_url", "local paths are allowed in dev mode only")
-	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return control.Invalid("repo_url", "is not a URL")
 	}
-	switch u.Scheme {
-	case "http", "https":
-		if u.Host == "" {
-			return control.Invalid("repo_url", "has no host")
-		}
-		if u.User != nil {
-			return control.Invalid("repo_url", "must not carry credentials: use git_token")
-		}
-	case "file":
-		if !s.cfg.AllowLocalRepos {
-			return control.Invalid("repo_url", "file:// URLs are allowed in dev mode only")
-		}
-	default:
+	// Only http(s): file://, ext:: and local paths would let a build read
+	// or run things on the builder host.
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
 		return control.Invalid("repo_url", "must be an http(s) git URL")
+	case u.Host == "":
+		return control.Invalid("repo_url", "has no host")
+	case u.User != nil:
+		return control.Invalid("repo_url", "must not carry credentials: use git_token")
 	}
 	return nil
 }

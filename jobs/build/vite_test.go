@@ -10,7 +10,7 @@ import (
 	"github.com/pierhq/pier/jobs/build"
 )
 
-// TestViteReact builds a real Vite + React app from testdata/vite-react:
+// TestViteReact builds a real Vite + React app from tests/testdata/vite-react:
 // npm install from the registry, then vite build, in the sandbox. About
 // 10-20 s; skipped with -short or without npm.
 func TestViteReact(t *testing.T) {
@@ -22,7 +22,7 @@ func TestViteReact(t *testing.T) {
 	}
 	t.Parallel()
 	e := newEnv(t, "")
-	sha := e.git.CopyDir(t, "vite", "testdata/vite-react")
+	sha := e.git.CopyDir(t, "vite", "../../tests/testdata/vite-react")
 	cfg, _ := e.config(build.SandboxAuto)
 	res, log := e.run(t, cfg, jobs.BuildRequest{
 		DeploymentID: "dpl-vite", RepoURL: e.git.RepoURL("vite"), Ref: "main", Timeout: 5 * time.Minute,
