@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/pierhq/pier/control"
+	"github.com/pierhq/pier/control/config"
+	"github.com/pierhq/pier/control/deploy"
+	"github.com/pierhq/pier/control/dispatch/localdispatch"
+	"github.com/pierhq/pier/control/secrets/localkeyring"
+	"github.com/pierhq/pier/control/store/sqlitestore"
+	"github.com/pierhq/pier/edge/blob/dirblob"
+	"github.com/pierhq/pier/edge/coord"
+	"github.com/pierhq/pier/edge/coord/raftkv"
+)
+
+// blobStore is what the roles need of the object store: the edge reads,
+// the builder writes.
+type blobStore interface {
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	Exists(ctx context.Context, key string) (bool, error)
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
+	Delete(ctx context.Context, key string) error
+}
+
+// backends are the adapters a config selects: the production one where a
+// section is set, the embedded twin where it is not.
+type backends struct {
+	store      control.Store     // control only
+	sealer     deploy.Sealer     // control only
+	dispatcher deploy.Dispatcher // control only
+	blobs      blobStore
+	kv         coord.KV
+	// buildArgs are the object-store flags a `pier build` worker needs.
+	buildArgs []string
+	closers   []func() error
+}
+
+func (b *backends) Close() error {
+	var errs []error
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		errs = append(errs, b.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// openBackends builds every adapter rt selects. The caller closes them.
+func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) (_ *backends, err error) {
+	b := &backends{}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	if err := os.MkdirAll(rt.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+
+	// Object store.
+	switch {
+	case rt.S3 != nil:
+		return nil, fmt.Errorf("s3: %w", errNotBuilt)
+	default:
+		dir := filepath.Join(rt.DataDir, "blobs")
+		s, err := dirblob.New(dir)
+		if err != nil {
+			return nil, err
+		}
+		b.blobs = s
+		b.buildArgs = []string{"--blob-dir", dir}
+	}
+
+	// Coordination.
+	switch {
+	case rt.Consul != nil:
+		return nil, fmt.Errorf("consul: %w", errNotBuilt)
+	default:
+		kv, err := raftkv.Open(raftkv.Config{Dir: filepath.Join(rt.DataDir, "raft"), Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		b.kv = kv
+		b.closers = append(b.closers, kv.Close)
+	}
+
+	if !rt.RunControl {
+		return b, nil
+	}
+
+	// Metadata.
+	switch {
+	case rt.Postgres != nil:
+		return nil, fmt.Errorf("postgres: %w", errNotBuilt)
+	default:
+		s, err := sqlitestore.Open(ctx, filepath.Join(rt.DataDir, "control.db"), logger)
+		if err != nil {
+			return nil, err
+		}
+		b.store = s
+		b.closers = append(b.closers, s.Close)
+	}
+
+	// Secrets.
+	switch {
+	case rt.Vault != nil:
+		return nil, fmt.Errorf("vault: %w", errNotBuilt)
+	default:
+		path := filepath.Join(rt.DataDir, "keyring")
+		k, err := localkeyring.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		logger.Warn("secrets are encrypted with a local key file (dev only): anyone who can read it can read them; configure vault for production", "key", path)
+		b.sealer = k
+	}
+
+	// Builds.
+	switch {
+	case rt.Nomad != nil:
+		return nil, fmt.Errorf("nomad: %w", errNotBuilt)
+	default:
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find own executable: %w", err)
+		}
+		argv := append([]string{exe, "build"}, b.buildArgs...)
+		argv = append(argv, "--work-dir", filepath.Join(os.TempDir(), "pier-builds"),
+			"--sandbox", rt.Control.Sandbox, "--hide", hiddenFromBuilds(rt.DataDir))
+		b.dispatcher = localdispatch.New(localdispatch.Config{Command: argv, Logger: logger})
+	}
+	return b, nil
+}
+
+var errNotBuilt = errors.New("this backend is not available in this build of pier yet")
+
+// hiddenFromBuilds lists what a local build must not see: Pier's data dir
+// (keys, database) and the credentials in the builder's home.
+func hiddenFromBuilds(dataDir string) string {
+	hide := dataDir
+	if home, err := os.UserHomeDir(); err == nil {
+		for _, d := range []string{".ssh", ".aws", ".gnupg", ".docker", ".kube", ".netrc", ".git-credentials", ".config/gcloud"} {
+			p := filepath.Join(home, d)
+			if _, err := os.Lstat(p); err == nil {
+				hide += "," + p
+			}
+		}
+	}
+	return hide
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/pierhq/pier/edge/blob/dirblob"
+	"github.com/pierhq/pier/jobs"
+	"github.com/pierhq/pier/jobs/build"
+)
+
+// runBuild is the build worker: it reads a jobs.BuildRequest, builds, and
+// writes a jobs.BuildResult. The build log goes to stdout.
+func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("build", "Run one build: clone, install, build, upload, write the manifest.", stderr)
+	reqPath := fs.String("request", "", "path of the JSON build request (required)")
+	resPath := fs.String("result", "-", "path to write the JSON build result; - prints it as the last stdout line, prefixed \"PIER_RESULT \"")
+	blobDir := fs.String("blob-dir", "", "local object store directory (the embedded default)")
+	workDir := fs.String("work-dir", os.TempDir(), "scratch directory for checkouts")
+	sandbox := fs.String("sandbox", "auto", "auto (bubblewrap when installed), bwrap, or none")
+	hide := fs.String("hide", "", "comma-separated directories the build must not see")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *reqPath == "" || *blobDir == "" {
+		fmt.Fprintln(stderr, "--request and --blob-dir are required")
+		fs.Usage()
+		return errUsage
+	}
+	logger, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(*reqPath)
+	if err != nil {
+		return fmt.Errorf("read request: %w", err)
+	}
+	var req jobs.BuildRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return fmt.Errorf("read request %s: %w", *reqPath, err)
+	}
+	blobs, err := dirblob.New(*blobDir)
+	if err != nil {
+		return err
+	}
+	var hidden []string
+	for _, h := range strings.Split(*hide, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hidden = append(hidden, h)
+		}
+	}
+	res := build.Run(ctx, build.Config{
+		WorkDir:  *workDir,
+		Sandbox:  *sandbox,
+		HideDirs: hidden,
+		Log:      stdout,
+		Logger:   logger,
+	}, blobs, req)
+	switch *resPath {
+	case "", "-":
+		// The result is the last line of stdout, after the build log, so a
+		// runner that only sees the task's output (Nomad) can read it.
+		out, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s%s\n", ResultMarker, out)
+		return err
+	default:
+		out, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(*resPath, out, 0o600)
+	}
+}
+
+// ResultMarker starts the stdout line that carries a build's JSON result
+// when `pier build` runs with --result - (as under Nomad).
+const ResultMarker = "PIER_RESULT "

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/pierhq/pier/control"
+	"github.com/pierhq/pier/control/deploy"
+	"github.com/pierhq/pier/edge/coord"
+)
+
+// router adapts the edge's coordination protocol to control's
+// deploy.Router port, translating its errors into control's sentinels.
+type router struct {
+	c *coord.Coordinator
+}
+
+var _ deploy.Router = router{}
+
+func (r router) Announce(ctx context.Context, projectID, projectName, deploymentID string) error {
+	return r.c.Announce(ctx, coord.Announcement{DeploymentID: deploymentID, ProjectID: projectID, ProjectName: projectName})
+}
+
+func (r router) Retract(ctx context.Context, deploymentID string) error {
+	return r.c.Retract(ctx, deploymentID)
+}
+
+func (r router) Promote(ctx context.Context, projectID, projectName, env, deploymentID string) (*deploy.Cutover, error) {
+	cut, err := r.c.Promote(ctx, coord.PromoteRequest{
+		ProjectID: projectID, ProjectName: projectName, Environment: env, DeploymentID: deploymentID,
+	})
+	if err != nil {
+		var nr *coord.NotReadyError
+		switch {
+		case errors.As(err, &nr):
+			return nil, fmt.Errorf("edges %v did not confirm the deployment in time; the previous deployment stays live: %w", nr.Missing, control.ErrConflict)
+		case errors.Is(err, coord.ErrCASFailed), errors.Is(err, coord.ErrLockLost):
+			return nil, fmt.Errorf("another promotion of this project interfered; nothing changed, try again: %w", control.ErrConflict)
+		}
+		return nil, err
+	}
+	out := &deploy.Cutover{DeploymentID: cut.DeploymentID, Previous: cut.Previous, Total: cut.Total}
+	for _, e := range cut.Edges {
+		out.Edges = append(out.Edges, deploy.EdgeReady{Edge: e.EdgeID, Wait: e.Wait})
+	}
+	return out, nil
+}
+
+func (r router) Active(ctx context.Context, projectID, env string) (string, error) {
+	p, err := r.c.Pointer(ctx, projectID, env)
+	if errors.Is(err, coord.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return p.DeploymentID, nil
+}
+
+func (r router) Forget(ctx context.Context, projectID string) error {
+	return r.c.DeleteProject(ctx, projectID)
+}

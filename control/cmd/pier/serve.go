@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/pierhq/pier/control"
+	"github.com/pierhq/pier/control/api"
+	"github.com/pierhq/pier/control/config"
+	"github.com/pierhq/pier/control/controld"
+	"github.com/pierhq/pier/control/deploy"
+	"github.com/pierhq/pier/edge/coord"
+	"github.com/pierhq/pier/edge/edged"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", "Run Pier's roles (control, edge) on the backends the config selects: a section\n"+
+		"left out means the embedded twin (see docs/configuration.md).", stderr)
+	path := fs.String("config", "", "HCL config file (PIER_* variables override it)")
+	roles := fs.String("roles", "", "comma-separated roles to run, overriding the config: control, edge")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if *roles != "" {
+		cfg.Roles = strings.Split(*roles, ",")
+	}
+	rt, err := cfg.Runtime()
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	logger, err := newLogger(stderr, rt.LogLevel)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, rt, serveOptions{edges: 1, stdout: stdout}, logger)
+}
+
+type serveOptions struct {
+	edges  int  // edges run in this process (dev runs several)
+	dev    bool // dev token file, dev.json and the banner
+	stdout io.Writer
+}
+
+// serve runs the roles rt selects until ctx ends.
+func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *slog.Logger) error {
+	b, err := openBackends(ctx, rt, logger)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	ccfg := coord.DefaultConfig()
+	ccfg.Logger = logger
+	coordinator := coord.New(ccfg, b.kv)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, opts.edges+1)
+	defer wg.Wait()
+	defer cancel()
+
+	// Edges first: in one process, control's first promotion should find
+	// them registered.
+	var edges []*edged.Server
+	if rt.RunEdge {
+		for i := range opts.edges {
+			id, cache := rt.Edge.ID, rt.Edge.CacheDir
+			if opts.edges > 1 {
+				id = fmt.Sprintf("%s-%d", rt.Edge.ID, i+1)
+				cache = filepath.Join(rt.DataDir, "edges", id)
+			}
+			addr, err := nthAddr(rt.Edge.Listen, i)
+			if err != nil {
+				return err
+			}
+			e, err := edged.New(edged.Config{ID: id, Addr: addr, BaseDomain: rt.Control.BaseDomain, CacheDir: cache, Logger: logger},
+				edged.Deps{Coord: coordinator, Blobs: b.blobs})
+			if err != nil {
+				return err
+			}
+			edges = append(edges, e)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := e.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					errc <- fmt.Errorf("edge %s: %w", id, err)
+				}
+			}()
+		}
+		for _, e := range edges {
+			select {
+			case <-e.Ready():
+			case err := <-errc:
+				return err
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+
+	var apiURL, token string
+	if rt.RunControl {
+		dcfg := deploy.DefaultConfig()
+		dcfg.BuildTimeout = rt.BuildTimeout
+		dcfg.Workers = rt.Control.Workers
+		dcfg.Logger = logger
+		svc := deploy.New(dcfg, deploy.Deps{Store: b.store, Dispatcher: b.dispatcher, Router: router{coordinator}, Sealer: b.sealer})
+		if opts.dev {
+			// One process: no other worker can hold a claim.
+			if err := svc.RecoverOnStart(ctx); err != nil {
+				logger.Warn("recover builds from the last run", "err", err)
+			}
+			if token, err = devToken(ctx, b.store, filepath.Join(rt.DataDir, "dev-token")); err != nil {
+				return err
+			}
+		} else if err := bootstrapToken(ctx, b.store, rt.BootstrapToken, logger); err != nil {
+			return err
+		}
+		edgePort := rt.Control.EdgePort
+		if edgePort == "" && len(edges) > 0 && rt.Control.EdgeScheme == "http" {
+			_, edgePort, _ = net.SplitHostPort(edges[0].Addr())
+			if edgePort == "80" {
+				edgePort = ""
+			}
+		}
+		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort, Logger: logger},
+			api.Deps{Deploy: svc, Tokens: b.store})
+		ln, err := net.Listen("tcp", rt.Control.Listen)
+		if err != nil {
+			return fmt.Errorf("control listen: %w", err)
+		}
+		apiURL = "http://" + ln.Addr().String()
+		ctl := controld.New(controld.Config{Logger: logger}, controld.Deps{API: apiSrv, Deploy: svc})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ctl.Run(ctx, ln); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("control: %w", err)
+			}
+		}()
+	}
+
+	if opts.dev {
+		info := DevInfo{APIURL: apiURL, BaseDomain: rt.Control.BaseDomain, Token: token, DataDir: rt.DataDir, PID: os.Getpid()}
+		for _, e := range edges {
+			info.EdgeURLs = append(info.EdgeURLs, "http://"+e.Addr())
+		}
+		if err := writeJSON(filepath.Join(rt.DataDir, "dev.json"), info); err != nil {
+			return err
+		}
+		defer os.Remove(filepath.Join(rt.DataDir, "dev.json"))
+		_, port, _ := net.SplitHostPort(edges[0].Addr())
+		printBanner(opts.stdout, info, port)
+	} else {
+		logger.Info("pier serving", "control", rt.RunControl, "edge", rt.RunEdge, "api", apiURL)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	wg.Wait()
+	logger.Info("stopped")
+	return runErr
+}
+
+// bootstrapToken makes sure the configured bootstrap token exists, so a
+// fresh production install has one admin token (PIER_BOOTSTRAP_TOKEN).
+func bootstrapToken(ctx context.Context, store control.Store, secret string, logger *slog.Logger) error {
+	if secret == "" {
+		ts, err := store.ListTokens(ctx)
+		if err != nil {
+			return err
+		}
+		if len(ts) == 0 {
+			logger.Warn("no API tokens exist: set bootstrap_token (or PIER_BOOTSTRAP_TOKEN) to create the first admin token")
+		}
+		return nil
+	}
+	if len(secret) < 24 {
+		return fmt.Errorf("bootstrap_token: use at least 24 random characters")
+	}
+	if _, err := store.TokenByHash(ctx, api.HashToken(secret)); err == nil {
+		return nil
+	} else if !errors.Is(err, control.ErrNotFound) {
+		return err
+	}
+	_, tok := api.NewToken("bootstrap", control.ScopeAdmin)
+	tok.Hash = api.HashToken(secret)
+	return store.CreateToken(ctx, tok)
+}

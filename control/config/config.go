@@ -1,0 +1,357 @@
+// Package config is the user configuration of the pier binary: an HCL file,
+// then PIER_* environment variables over it, then defaults. The rule for
+// backends is k3s's: a section left out (or an empty address) means the
+// embedded twin — SQLite, local disk, the local keyring, single-node raft,
+// local builds — so the same file format runs a laptop and a fleet.
+//
+//	data_dir  = "/var/lib/pier"
+//	roles     = ["control", "edge"]
+//	control { listen = "0.0.0.0:7070"  base_domain = "pier.example.com" }
+//	edge    { listen = "0.0.0.0:8080" }
+//	postgres { dsn = "postgres://pier@db/pier" }
+//	s3      { endpoint = "https://s3.example.com"  bucket = "pier" }
+//	vault   { address = "https://vault:8200" }
+//	consul  { address = "http://127.0.0.1:8500" }
+//	nomad   { address = "http://nomad:4646"  driver = "docker" }
+//
+// Secrets (tokens, keys) are best given through the environment
+// (PIER_VAULT_TOKEN or VAULT_TOKEN, PIER_S3_SECRET_KEY, ...).
+//
+// Imports: the standard library and the HCL library only.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2/hclsimple"
+)
+
+// Config is the whole file.
+type Config struct {
+	DataDir        string   `hcl:"data_dir,optional"`
+	LogLevel       string   `hcl:"log_level,optional"`
+	Roles          []string `hcl:"roles,optional"` // "control", "edge"
+	BootstrapToken string   `hcl:"bootstrap_token,optional"`
+
+	Control  *Control  `hcl:"control,block"`
+	Edge     *Edge     `hcl:"edge,block"`
+	Postgres *Postgres `hcl:"postgres,block"`
+	S3       *S3       `hcl:"s3,block"`
+	Vault    *Vault    `hcl:"vault,block"`
+	Consul   *Consul   `hcl:"consul,block"`
+	Nomad    *Nomad    `hcl:"nomad,block"`
+}
+
+// Control is the control role.
+type Control struct {
+	Listen       string `hcl:"listen,optional"`
+	BaseDomain   string `hcl:"base_domain,optional"`
+	EdgeScheme   string `hcl:"edge_scheme,optional"` // scheme of the URLs the API reports
+	EdgePort     string `hcl:"edge_port,optional"`   // "" = the scheme's default
+	Workers      int    `hcl:"workers,optional"`
+	BuildTimeout string `hcl:"build_timeout,optional"`
+	Sandbox      string `hcl:"sandbox,optional"` // local builds: auto, bwrap, none
+}
+
+// Edge is the edge role.
+type Edge struct {
+	ID       string `hcl:"id,optional"` // default: the host name
+	Listen   string `hcl:"listen,optional"`
+	CacheDir string `hcl:"cache_dir,optional"`
+}
+
+// Postgres selects the PostgreSQL store.
+type Postgres struct {
+	DSN string `hcl:"dsn,optional"`
+}
+
+// S3 selects the S3 object store.
+type S3 struct {
+	Endpoint  string `hcl:"endpoint,optional"`
+	Region    string `hcl:"region,optional"`
+	Bucket    string `hcl:"bucket,optional"`
+	Prefix    string `hcl:"prefix,optional"`
+	AccessKey string `hcl:"access_key,optional"`
+	SecretKey string `hcl:"secret_key,optional"`
+}
+
+// Vault selects Vault transit for secrets.
+type Vault struct {
+	Address string `hcl:"address,optional"`
+	Token   string `hcl:"token,optional"`
+	Mount   string `hcl:"mount,optional"`
+	Key     string `hcl:"key,optional"`
+}
+
+// Consul selects Consul for coordination.
+type Consul struct {
+	Address    string `hcl:"address,optional"`
+	Token      string `hcl:"token,optional"`
+	Datacenter string `hcl:"datacenter,optional"`
+}
+
+// Nomad selects Nomad for builds.
+type Nomad struct {
+	Address     string   `hcl:"address,optional"`
+	Token       string   `hcl:"token,optional"`
+	Region      string   `hcl:"region,optional"`
+	Namespace   string   `hcl:"namespace,optional"`
+	Driver      string   `hcl:"driver,optional"`    // docker (default), exec, raw_exec
+	Image       string   `hcl:"image,optional"`     // docker image holding pier, node and git
+	PierPath    string   `hcl:"pier_path,optional"` // exec/raw_exec: the pier binary on the client nodes
+	NodePool    string   `hcl:"node_pool,optional"` // builds never run on edge nodes
+	Datacenters []string `hcl:"datacenters,optional"`
+	CPU         int      `hcl:"cpu,optional"`
+	MemoryMB    int      `hcl:"memory_mb,optional"`
+}
+
+// Load reads path (if not empty), then applies the environment.
+func Load(path string, env func(string) (string, bool)) (*Config, error) {
+	c := &Config{}
+	if path != "" {
+		if err := hclsimple.DecodeFile(path, nil, c); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	c.applyEnv(env)
+	return c, nil
+}
+
+// applyEnv overrides fields from PIER_* variables (and the agents' own
+// VAULT_TOKEN, CONSUL_HTTP_TOKEN, NOMAD_TOKEN as fallbacks for tokens).
+func (c *Config) applyEnv(lookup func(string) (string, bool)) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	str := func(dst *string, names ...string) {
+		for _, n := range names {
+			if v, ok := lookup(n); ok && v != "" {
+				*dst = v
+				return
+			}
+		}
+	}
+	str(&c.DataDir, "PIER_DATA_DIR")
+	str(&c.LogLevel, "PIER_LOG_LEVEL")
+	str(&c.BootstrapToken, "PIER_BOOTSTRAP_TOKEN")
+	if v, ok := lookup("PIER_ROLES"); ok && v != "" {
+		c.Roles = strings.Split(v, ",")
+	}
+	ensure := func(set bool, p any) bool { return set }
+	_ = ensure
+	if v, ok := lookup("PIER_POSTGRES_DSN"); ok && v != "" {
+		if c.Postgres == nil {
+			c.Postgres = &Postgres{}
+		}
+		c.Postgres.DSN = v
+	}
+	if v, ok := lookup("PIER_S3_ENDPOINT"); ok && v != "" && c.S3 == nil {
+		c.S3 = &S3{}
+	}
+	if c.S3 != nil {
+		str(&c.S3.Endpoint, "PIER_S3_ENDPOINT")
+		str(&c.S3.Region, "PIER_S3_REGION")
+		str(&c.S3.Bucket, "PIER_S3_BUCKET")
+		str(&c.S3.AccessKey, "PIER_S3_ACCESS_KEY")
+		str(&c.S3.SecretKey, "PIER_S3_SECRET_KEY")
+	}
+	if v, ok := lookup("PIER_VAULT_ADDR"); ok && v != "" && c.Vault == nil {
+		c.Vault = &Vault{}
+	}
+	if c.Vault != nil {
+		str(&c.Vault.Address, "PIER_VAULT_ADDR")
+		if c.Vault.Token == "" {
+			str(&c.Vault.Token, "PIER_VAULT_TOKEN", "VAULT_TOKEN")
+		}
+	}
+	if v, ok := lookup("PIER_CONSUL_ADDR"); ok && v != "" && c.Consul == nil {
+		c.Consul = &Consul{}
+	}
+	if c.Consul != nil {
+		str(&c.Consul.Address, "PIER_CONSUL_ADDR")
+		if c.Consul.Token == "" {
+			str(&c.Consul.Token, "PIER_CONSUL_TOKEN", "CONSUL_HTTP_TOKEN")
+		}
+	}
+	if v, ok := lookup("PIER_NOMAD_ADDR"); ok && v != "" && c.Nomad == nil {
+		c.Nomad = &Nomad{}
+	}
+	if c.Nomad != nil {
+		str(&c.Nomad.Address, "PIER_NOMAD_ADDR")
+		if c.Nomad.Token == "" {
+			str(&c.Nomad.Token, "PIER_NOMAD_TOKEN", "NOMAD_TOKEN")
+		}
+	}
+}
+
+// Runtime is a validated config with every default filled in.
+type Runtime struct {
+	DataDir        string
+	LogLevel       string
+	RunControl     bool
+	RunEdge        bool
+	BootstrapToken string
+
+	Control      Control
+	BuildTimeout time.Duration
+	Edge         Edge
+
+	// Nil means the embedded twin.
+	Postgres *Postgres
+	S3       *S3
+	Vault    *Vault
+	Consul   *Consul
+	Nomad    *Nomad
+}
+
+// Runtime validates c and fills defaults.
+func (c *Config) Runtime() (*Runtime, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	r := &Runtime{DataDir: c.DataDir, LogLevel: c.LogLevel, BootstrapToken: c.BootstrapToken}
+	if r.DataDir == "" {
+		r.DataDir = "/var/lib/pier"
+	}
+	if !filepath.IsAbs(r.DataDir) {
+		abs, err := filepath.Abs(r.DataDir)
+		if err != nil {
+			bad("data_dir: %v", err)
+		}
+		r.DataDir = abs
+	}
+	if r.LogLevel == "" {
+		r.LogLevel = "info"
+	}
+	roles := c.Roles
+	if len(roles) == 0 {
+		roles = []string{"control", "edge"}
+	}
+	for _, role := range roles {
+		switch strings.TrimSpace(role) {
+		case "control":
+			r.RunControl = true
+		case "edge":
+			r.RunEdge = true
+		default:
+			bad("roles: unknown role %q (want control, edge)", role)
+		}
+	}
+
+	if c.Control != nil {
+		r.Control = *c.Control
+	}
+	if r.Control.Listen == "" {
+		r.Control.Listen = "127.0.0.1:7070"
+	}
+	if r.Control.BaseDomain == "" {
+		r.Control.BaseDomain = "localhost"
+	}
+	if r.Control.EdgeScheme == "" {
+		r.Control.EdgeScheme = "http"
+	}
+	if r.Control.Workers <= 0 {
+		r.Control.Workers = 2
+	}
+	if r.Control.Sandbox == "" {
+		r.Control.Sandbox = "auto"
+	}
+	if !slices.Contains([]string{"auto", "bwrap", "none"}, r.Control.Sandbox) {
+		bad("control.sandbox: %q (want auto, bwrap or none)", r.Control.Sandbox)
+	}
+	r.BuildTimeout = 15 * time.Minute
+	if r.Control.BuildTimeout != "" {
+		d, err := time.ParseDuration(r.Control.BuildTimeout)
+		if err != nil || d <= 0 {
+			bad("control.build_timeout: %q is not a duration like 15m", r.Control.BuildTimeout)
+		}
+		r.BuildTimeout = d
+	}
+	if _, _, err := net.SplitHostPort(r.Control.Listen); err != nil {
+		bad("control.listen: %v", err)
+	}
+
+	if c.Edge != nil {
+		r.Edge = *c.Edge
+	}
+	if r.Edge.ID == "" {
+		host, _ := os.Hostname()
+		r.Edge.ID = "edge-" + strings.ToLower(strings.SplitN(host, ".", 2)[0])
+	}
+	if r.Edge.Listen == "" {
+		r.Edge.Listen = "127.0.0.1:8080"
+	}
+	if r.Edge.CacheDir == "" {
+		r.Edge.CacheDir = filepath.Join(r.DataDir, "edges", r.Edge.ID)
+	}
+	if _, _, err := net.SplitHostPort(r.Edge.Listen); err != nil {
+		bad("edge.listen: %v", err)
+	}
+
+	if c.Postgres != nil && c.Postgres.DSN != "" {
+		r.Postgres = c.Postgres
+	}
+	if c.S3 != nil && c.S3.Endpoint != "" {
+		s := *c.S3
+		if s.Bucket == "" {
+			bad("s3.bucket: required with s3.endpoint")
+		}
+		if s.Region == "" {
+			s.Region = "us-east-1"
+		}
+		r.S3 = &s
+	}
+	if c.Vault != nil && c.Vault.Address != "" {
+		v := *c.Vault
+		if v.Token == "" {
+			bad("vault.token: required with vault.address (or set VAULT_TOKEN)")
+		}
+		if v.Mount == "" {
+			v.Mount = "transit"
+		}
+		if v.Key == "" {
+			v.Key = "pier"
+		}
+		r.Vault = &v
+	}
+	if c.Consul != nil && c.Consul.Address != "" {
+		r.Consul = c.Consul
+	}
+	if c.Nomad != nil && c.Nomad.Address != "" {
+		n := *c.Nomad
+		if n.Driver == "" {
+			n.Driver = "docker"
+		}
+		if !slices.Contains([]string{"docker", "exec", "raw_exec"}, n.Driver) {
+			bad("nomad.driver: %q (want docker, exec or raw_exec)", n.Driver)
+		}
+		if n.Driver == "docker" && n.Image == "" {
+			bad("nomad.image: required with the docker driver")
+		}
+		if n.Driver != "docker" && n.PierPath == "" {
+			bad("nomad.pier_path: required with the %s driver", n.Driver)
+		}
+		if n.S3Required() && r.S3 == nil {
+			bad("nomad: builds on Nomad upload to the object store, so an s3 section is required")
+		}
+		r.Nomad = &n
+	}
+	// Processes that do not share memory must share coordination.
+	if r.Consul == nil && !(r.RunControl && r.RunEdge) {
+		bad("consul: required when control and edge run as separate processes (the embedded raft is single-process)")
+	}
+	if r.S3 == nil && !(r.RunControl && r.RunEdge) {
+		bad("s3: required when control and edge run as separate processes (or on separate machines)")
+	}
+	return r, errors.Join(errs...)
+}
+
+// S3Required reports whether Nomad builds need a shared object store: they
+// run on other machines, so the local disk store cannot work.
+func (n *Nomad) S3Required() bool { return true }

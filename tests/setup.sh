@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# tests/setup.sh: install what the test suite needs on a fresh Debian 12
+# machine, from Debian's packages and the Go module proxy only. Idempotent
+# and quiet when everything is already there (called by `make test`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v git >/dev/null || need+=(git)
+command -v bwrap >/dev/null || need+=(bubblewrap)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
+command -v npm >/dev/null || need+=(nodejs npm)
+if ((${#need[@]})); then
+  echo "setup: installing ${need[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+go mod download
