@@ -144,8 +144,18 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 	if v, ok := lookup("PIER_ROLES"); ok && v != "" {
 		c.Roles = strings.Split(v, ",")
 	}
-	ensure := func(set bool, p any) bool { return set }
-	_ = ensure
+	// Per-instance settings, so one file can serve every node of a role.
+	if c.Control == nil {
+		c.Control = &Control{}
+	}
+	str(&c.Control.Listen, "PIER_CONTROL_LISTEN")
+	str(&c.Control.BaseDomain, "PIER_BASE_DOMAIN")
+	if c.Edge == nil {
+		c.Edge = &Edge{}
+	}
+	str(&c.Edge.ID, "PIER_EDGE_ID")
+	str(&c.Edge.Listen, "PIER_EDGE_LISTEN")
+	str(&c.Edge.CacheDir, "PIER_EDGE_CACHE_DIR")
 	if v, ok := lookup("PIER_POSTGRES_DSN"); ok && v != "" {
 		if c.Postgres == nil {
 			c.Postgres = &Postgres{}
