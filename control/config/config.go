@@ -58,6 +58,13 @@ type Control struct {
 	Workers      int    `hcl:"workers,optional"`
 	BuildTimeout string `hcl:"build_timeout,optional"`
 	Sandbox      string `hcl:"sandbox,optional"` // local builds: auto, bwrap, none
+	// ReadyTimeout bounds how long a cutover waits for every healthy edge
+	// to confirm a deployment; default 60s.
+	ReadyTimeout string `hcl:"ready_timeout,optional"`
+	// DrainUnready: an edge that has not confirmed by the deadline is
+	// drained out of the pool and the cutover proceeds without it. Off by
+	// default: the cutover fails and the old deployment stays live.
+	DrainUnready bool `hcl:"drain_unready,optional"`
 }
 
 // Edge is the edge role.
@@ -211,6 +218,7 @@ type Runtime struct {
 
 	Control      Control
 	BuildTimeout time.Duration
+	ReadyTimeout time.Duration
 	Edge         Edge
 
 	// Nil means the embedded twin.
@@ -282,6 +290,14 @@ func (c *Config) Runtime() (*Runtime, error) {
 			bad("control.build_timeout: %q is not a duration like 15m", r.Control.BuildTimeout)
 		}
 		r.BuildTimeout = d
+	}
+	r.ReadyTimeout = time.Minute
+	if r.Control.ReadyTimeout != "" {
+		d, err := time.ParseDuration(r.Control.ReadyTimeout)
+		if err != nil || d <= 0 {
+			bad("control.ready_timeout: %q is not a duration like 60s", r.Control.ReadyTimeout)
+		}
+		r.ReadyTimeout = d
 	}
 	if _, _, err := net.SplitHostPort(r.Control.Listen); err != nil {
 		bad("control.listen: %v", err)

@@ -230,3 +230,26 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// StartPier runs `pier <args...>` (e.g. serve --config F --roles edge) as a
+// test server with extra environment, and waits until healthURL answers
+// 200 (skipped when empty). It is stopped by t.Cleanup.
+func StartPier(t testing.TB, name string, healthURL string, env []string, args ...string) *Server {
+	t.Helper()
+	s, err := StartServer(name, append([]string{PierBinary(t)}, args...), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, s.Log())
+		}
+		s.Stop()
+	})
+	if healthURL != "" {
+		if err := s.WaitHTTP(healthURL, 2*time.Minute, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}

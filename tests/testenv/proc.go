@@ -220,6 +220,16 @@ func (s *Server) Stop() {
 	})
 }
 
+// Kill ends the server's process group at once with SIGKILL, as a crash
+// would, and waits for it; its directory stays until Stop.
+func (s *Server) Kill() {
+	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	<-s.done
+}
+
+// Pid is the server's process ID.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 func stopServers() {
 	serversMu.Lock()
 	all := servers

@@ -16,6 +16,7 @@ import (
 	"github.com/pierhq/pier/control/secrets/localkeyring"
 	"github.com/pierhq/pier/control/store/sqlitestore"
 	"github.com/pierhq/pier/edge/blob/dirblob"
+	"github.com/pierhq/pier/edge/blob/s3blob"
 	"github.com/pierhq/pier/edge/coord"
 	"github.com/pierhq/pier/edge/coord/raftkv"
 )
@@ -37,8 +38,10 @@ type backends struct {
 	dispatcher deploy.Dispatcher // control only
 	blobs      blobStore
 	kv         coord.KV
-	// buildArgs are the object-store flags a `pier build` worker needs.
+	// buildArgs are the object-store flags a `pier build` worker needs,
+	// buildEnv its secrets.
 	buildArgs []string
+	buildEnv  []string
 	closers   []func() error
 }
 
@@ -65,7 +68,18 @@ func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) 
 	// Object store.
 	switch {
 	case rt.S3 != nil:
-		return nil, fmt.Errorf("s3: %w", errNotBuilt)
+		s, err := s3blob.New(ctx, s3blob.Config{
+			Endpoint: rt.S3.Endpoint, Region: rt.S3.Region, Bucket: rt.S3.Bucket, Prefix: rt.S3.Prefix,
+			AccessKey: rt.S3.AccessKey, SecretKey: rt.S3.SecretKey, Logger: logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		b.blobs = s
+		// The secret key reaches workers through PIER_S3_SECRET_KEY, not argv.
+		b.buildArgs = []string{"--s3-endpoint", rt.S3.Endpoint, "--s3-bucket", rt.S3.Bucket,
+			"--s3-region", rt.S3.Region, "--s3-prefix", rt.S3.Prefix, "--s3-access-key", rt.S3.AccessKey}
+		b.buildEnv = []string{"PIER_S3_SECRET_KEY=" + rt.S3.SecretKey}
 	default:
 		dir := filepath.Join(rt.DataDir, "blobs")
 		s, err := dirblob.New(dir)
@@ -132,7 +146,7 @@ func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) 
 		argv := append([]string{exe, "build"}, b.buildArgs...)
 		argv = append(argv, "--work-dir", filepath.Join(os.TempDir(), "pier-builds"),
 			"--sandbox", rt.Control.Sandbox, "--hide", hiddenFromBuilds(rt.DataDir))
-		b.dispatcher = localdispatch.New(localdispatch.Config{Command: argv, Logger: logger})
+		b.dispatcher = localdispatch.New(localdispatch.Config{Command: argv, Env: b.buildEnv, Logger: logger})
 	}
 	return b, nil
 }

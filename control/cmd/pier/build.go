@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pierhq/pier/edge/blob/dirblob"
+	"github.com/pierhq/pier/edge/blob/s3blob"
 	"github.com/pierhq/pier/jobs"
 	"github.com/pierhq/pier/jobs/build"
 )
@@ -20,6 +21,11 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reqPath := fs.String("request", "", "path of the JSON build request (required)")
 	resPath := fs.String("result", "-", "path to write the JSON build result; - prints it as the last stdout line, prefixed \"PIER_RESULT \"")
 	blobDir := fs.String("blob-dir", "", "local object store directory (the embedded default)")
+	s3Endpoint := fs.String("s3-endpoint", "", "S3-compatible object store URL (instead of --blob-dir)")
+	s3Bucket := fs.String("s3-bucket", "", "S3 bucket")
+	s3Region := fs.String("s3-region", "us-east-1", "S3 region")
+	s3Prefix := fs.String("s3-prefix", "", "key prefix inside the bucket")
+	s3Access := fs.String("s3-access-key", "", "S3 access key (the secret comes from PIER_S3_SECRET_KEY)")
 	workDir := fs.String("work-dir", os.TempDir(), "scratch directory for checkouts")
 	sandbox := fs.String("sandbox", "auto", "auto (bubblewrap when installed), bwrap, or none")
 	hide := fs.String("hide", "", "comma-separated directories the build must not see")
@@ -27,8 +33,8 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *reqPath == "" || *blobDir == "" {
-		fmt.Fprintln(stderr, "--request and --blob-dir are required")
+	if *reqPath == "" || (*blobDir == "") == (*s3Endpoint == "") {
+		fmt.Fprintln(stderr, "--request and one of --blob-dir or --s3-endpoint are required")
 		fs.Usage()
 		return errUsage
 	}
@@ -44,7 +50,13 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return fmt.Errorf("read request %s: %w", *reqPath, err)
 	}
-	blobs, err := dirblob.New(*blobDir)
+	var blobs build.Uploader
+	if *s3Endpoint != "" {
+		blobs, err = s3blob.New(ctx, s3blob.Config{Endpoint: *s3Endpoint, Bucket: *s3Bucket, Region: *s3Region,
+			Prefix: *s3Prefix, AccessKey: *s3Access, SecretKey: os.Getenv("PIER_S3_SECRET_KEY"), Logger: logger})
+	} else {
+		blobs, err = dirblob.New(*blobDir)
+	}
 	if err != nil {
 		return err
 	}

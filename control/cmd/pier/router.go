@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pierhq/pier/control"
 	"github.com/pierhq/pier/control/deploy"
@@ -14,6 +15,10 @@ import (
 // deploy.Router port, translating its errors into control's sentinels.
 type router struct {
 	c *coord.Coordinator
+	// readyTimeout and drain are the cutover policy (control.ready_timeout,
+	// control.drain_unready).
+	readyTimeout time.Duration
+	drain        bool
 }
 
 var _ deploy.Router = router{}
@@ -29,6 +34,7 @@ func (r router) Retract(ctx context.Context, deploymentID string) error {
 func (r router) Promote(ctx context.Context, projectID, projectName, env, deploymentID string) (*deploy.Cutover, error) {
 	cut, err := r.c.Promote(ctx, coord.PromoteRequest{
 		ProjectID: projectID, ProjectName: projectName, Environment: env, DeploymentID: deploymentID,
+		ReadyTimeout: r.readyTimeout, DrainNotReady: r.drain,
 	})
 	if err != nil {
 		var nr *coord.NotReadyError

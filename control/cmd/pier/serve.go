@@ -116,7 +116,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 		dcfg.BuildTimeout = rt.BuildTimeout
 		dcfg.Workers = rt.Control.Workers
 		dcfg.Logger = logger
-		svc := deploy.New(dcfg, deploy.Deps{Store: b.store, Dispatcher: b.dispatcher, Router: router{coordinator}, Sealer: b.sealer})
+		svc := deploy.New(dcfg, deploy.Deps{Store: b.store, Dispatcher: b.dispatcher, Router: router{c: coordinator, readyTimeout: rt.ReadyTimeout, drain: rt.Control.DrainUnready}, Sealer: b.sealer})
 		if opts.dev {
 			// One process: no other worker can hold a claim.
 			if err := svc.RecoverOnStart(ctx); err != nil {

@@ -29,6 +29,8 @@ type Config struct {
 	// Command is the worker's argv prefix, e.g. [/usr/bin/pier build
 	// --blob-dir /data/blobs]; --request and --result are appended.
 	Command []string
+	// Env is added to the worker's environment (secrets kept out of argv).
+	Env []string
 	// TempDir holds the request/result files (0700); default os.TempDir().
 	TempDir string
 	// Grace is how long the worker gets after the build timeout (upload,
@@ -86,6 +88,9 @@ func (d *Dispatcher) Dispatch(ctx context.Context, req jobs.BuildRequest, log io
 	cmd := exec.CommandContext(cctx, d.cfg.Command[0], args...)
 	cmd.Stdout = log
 	cmd.Stderr = log
+	if len(d.cfg.Env) > 0 {
+		cmd.Env = append(os.Environ(), d.cfg.Env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Kill the whole process group: the worker and any build it started.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
