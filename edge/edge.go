@@ -9,11 +9,40 @@ package edge
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
 	"time"
 )
 
 // ErrNotExist is returned (wrapped) by blob stores for a missing key.
 var ErrNotExist = errors.New("blob does not exist")
+
+// ErrInvalidKey is returned (wrapped) by blob stores for a key that
+// ValidKey refuses.
+var ErrInvalidKey = errors.New("invalid blob key")
+
+// MaxKeyLen bounds object-store keys (S3's own limit).
+const MaxKeyLen = 1024
+
+// ValidKey is the one key rule of every blob store, so a key one store
+// accepts every store accepts: non-empty, at most MaxKeyLen bytes,
+// relative and clean (no "." or ".." elements, no empty elements, no
+// leading or trailing slash), without backslashes or NUL bytes, and not
+// under the reserved ".tmp/" folder (dirblob's staging area).
+func ValidKey(key string) error {
+	switch {
+	case key == "" || len(key) > MaxKeyLen:
+		return fmt.Errorf("%w: %q: must be 1 to %d bytes", ErrInvalidKey, key, MaxKeyLen)
+	case strings.ContainsAny(key, "\\\x00"):
+		return fmt.Errorf("%w: %q: backslash or NUL byte", ErrInvalidKey, key)
+	case key == "." || !fs.ValidPath(key):
+		return fmt.Errorf("%w: %q: must be a clean relative slash path", ErrInvalidKey, key)
+	case key == ".tmp" || strings.HasPrefix(key, ".tmp/"):
+		return fmt.Errorf("%w: %q: .tmp/ is reserved", ErrInvalidKey, key)
+	}
+	return nil
+}
 
 // ManifestVersion is the version written by this build of Pier.
 const ManifestVersion = 1

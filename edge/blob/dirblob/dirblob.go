@@ -21,7 +21,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/pierhq/pier/edge"
@@ -30,13 +29,6 @@ import (
 // tmpDir is the reserved top-level folder for in-flight writes. It is on
 // the same file system as every object, so the final rename is atomic.
 const tmpDir = ".tmp"
-
-// maxKeyLen bounds a key, as S3 does (1024 bytes).
-const maxKeyLen = 1024
-
-// ErrInvalidKey is returned (wrapped) for a key that is not a clean,
-// relative, slash-separated path.
-var ErrInvalidKey = errors.New("invalid blob key")
 
 // Store is a blob store on a local directory.
 type Store struct {
@@ -61,26 +53,8 @@ func New(dir string) (*Store, error) {
 // Dir is the absolute directory the store is rooted at.
 func (s *Store) Dir() string { return s.dir }
 
-// ValidKey reports whether key is acceptable: non-empty, at most 1024
-// bytes, relative, clean (no "." or ".." elements, no empty elements, no
-// leading or trailing slash), without backslashes or NUL bytes, and not
-// under the reserved ".tmp/" folder.
-func ValidKey(key string) error {
-	switch {
-	case key == "" || len(key) > maxKeyLen:
-		return fmt.Errorf("%w: %q: must be 1 to %d bytes", ErrInvalidKey, key, maxKeyLen)
-	case strings.ContainsAny(key, "\\\x00"):
-		return fmt.Errorf("%w: %q: backslash or NUL byte", ErrInvalidKey, key)
-	case key == "." || !fs.ValidPath(key):
-		return fmt.Errorf("%w: %q: must be a clean relative slash path", ErrInvalidKey, key)
-	case key == tmpDir || strings.HasPrefix(key, tmpDir+"/"):
-		return fmt.Errorf("%w: %q: %s/ is reserved", ErrInvalidKey, key, tmpDir)
-	}
-	return nil
-}
-
 func (s *Store) file(key string) (string, error) {
-	if err := ValidKey(key); err != nil {
+	if err := edge.ValidKey(key); err != nil {
 		return "", err
 	}
 	return filepath.Join(s.dir, filepath.FromSlash(key)), nil

@@ -33,7 +33,7 @@ func TestNoEscape(t *testing.T) {
 	}
 	ctx := t.Context()
 	for _, key := range []string{"../escape", "../../escape", "a/../../escape", "/" + filepath.Join(parent, "abs")} {
-		if err := s.Put(ctx, key, strings.NewReader("x"), 1); !errors.Is(err, dirblob.ErrInvalidKey) {
+		if err := s.Put(ctx, key, strings.NewReader("x"), 1); !errors.Is(err, edge.ErrInvalidKey) {
 			t.Errorf("Put(%q) = %v, want ErrInvalidKey", key, err)
 		}
 	}
@@ -42,7 +42,7 @@ func TestNoEscape(t *testing.T) {
 			t.Errorf("%s was created outside the store", p)
 		}
 	}
-	if err := s.Put(ctx, ".tmp/x", strings.NewReader("x"), 1); !errors.Is(err, dirblob.ErrInvalidKey) {
+	if err := s.Put(ctx, ".tmp/x", strings.NewReader("x"), 1); !errors.Is(err, edge.ErrInvalidKey) {
 		t.Errorf("Put into the reserved .tmp folder = %v, want ErrInvalidKey", err)
 	}
 }
@@ -66,7 +66,7 @@ func TestPath(t *testing.T) {
 		{"stored", key, "blob", nil},
 		{"missing", edge.BlobKey("ffff"), "", edge.ErrNotExist},
 		{"prefix", "blobs/sha256", "", edge.ErrNotExist},
-		{"invalid", "../x", "", dirblob.ErrInvalidKey},
+		{"invalid", "../x", "", edge.ErrInvalidKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,7 +14,7 @@
 //     they are, signed and retryable; other readers are buffered in parts
 //     of PartSize (8 MiB) by the SDK's upload manager, at most
 //     partConcurrency parts in flight per Put.
-//   - Keys are validated exactly as dirblob validates them (ValidKey).
+//   - Keys are validated by edge.ValidKey, as in every blob store.
 //   - A missing key wraps edge.ErrNotExist; credentials the endpoint
 //     rejects wrap ErrAccessDenied; a missing bucket wraps ErrNoSuchBucket.
 //
@@ -39,7 +39,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -67,19 +66,9 @@ const (
 	// partConcurrency bounds the parts of one Put in flight, and so its
 	// memory for a non-seekable reader: (partConcurrency+1) * PartSize.
 	partConcurrency = 3
-
-	// maxKeyLen bounds a key, prefix included, as S3 does (1024 bytes).
-	maxKeyLen = 1024
-
-	// tmpDir is reserved by dirblob; s3blob rejects it too so that a key
-	// accepted by one store is accepted by the other.
-	tmpDir = ".tmp"
 )
 
 var (
-	// ErrInvalidKey is returned (wrapped) for a key that is not a clean,
-	// relative, slash-separated path.
-	ErrInvalidKey = errors.New("invalid blob key")
 	// ErrAccessDenied is returned (wrapped) when the endpoint rejects the
 	// credentials (unknown access key, wrong secret key) or denies the
 	// operation.
@@ -147,7 +136,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	prefix := strings.Trim(cfg.Prefix, "/")
 	if prefix != "" {
-		if err := ValidKey(prefix); err != nil {
+		if err := edge.ValidKey(prefix); err != nil {
 			return nil, fmt.Errorf("s3blob: prefix: %w", err)
 		}
 		prefix += "/"
@@ -228,32 +217,13 @@ func (s *Store) createBucket(ctx context.Context, region string) error {
 // Bucket is the bucket the store writes to.
 func (s *Store) Bucket() string { return s.bucket }
 
-// ValidKey reports whether key is acceptable: non-empty, at most 1024
-// bytes, relative, clean (no "." or ".." elements, no empty elements, no
-// leading or trailing slash), without backslashes or NUL bytes, and not
-// under ".tmp/" — the same rules as dirblob.ValidKey, so both stores
-// accept the same keys.
-func ValidKey(key string) error {
-	switch {
-	case key == "" || len(key) > maxKeyLen:
-		return fmt.Errorf("%w: %q: must be 1 to %d bytes", ErrInvalidKey, key, maxKeyLen)
-	case strings.ContainsAny(key, "\\\x00"):
-		return fmt.Errorf("%w: %q: backslash or NUL byte", ErrInvalidKey, key)
-	case key == "." || !fs.ValidPath(key):
-		return fmt.Errorf("%w: %q: must be a clean relative slash path", ErrInvalidKey, key)
-	case key == tmpDir || strings.HasPrefix(key, tmpDir+"/"):
-		return fmt.Errorf("%w: %q: %s/ is reserved", ErrInvalidKey, key, tmpDir)
-	}
-	return nil
-}
-
 // object returns the object key of key, or an error for an invalid key.
 func (s *Store) object(key string) (string, error) {
-	if err := ValidKey(key); err != nil {
+	if err := edge.ValidKey(key); err != nil {
 		return "", err
 	}
-	if len(s.prefix)+len(key) > maxKeyLen {
-		return "", fmt.Errorf("%w: %q: longer than %d bytes with the prefix %q", ErrInvalidKey, key, maxKeyLen, s.prefix)
+	if len(s.prefix)+len(key) > edge.MaxKeyLen {
+		return "", fmt.Errorf("%w: %q: longer than %d bytes with the prefix %q", edge.ErrInvalidKey, key, edge.MaxKeyLen, s.prefix)
 	}
 	return s.prefix + key, nil
 }

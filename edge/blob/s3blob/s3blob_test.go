@@ -70,7 +70,7 @@ func TestPrefixKeyLength(t *testing.T) {
 	cfg.Prefix = strings.Repeat("p", 100)
 	s := open(t, cfg)
 	key := strings.Repeat("k", 1000) // valid alone, too long with the prefix
-	if err := s.Put(t.Context(), key, strings.NewReader("x"), 1); !errors.Is(err, s3blob.ErrInvalidKey) {
+	if err := s.Put(t.Context(), key, strings.NewReader("x"), 1); !errors.Is(err, edge.ErrInvalidKey) {
 		t.Fatalf("Put of a 1000-byte key under a 100-byte prefix = %v, want ErrInvalidKey", err)
 	}
 }
