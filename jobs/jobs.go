@@ -44,5 +44,11 @@ type BuildResult struct {
 	Error string `json:"error,omitempty"`
 }
 
+// ResultMarker starts the stdout line that carries a build's JSON result
+// when the worker runs with `--result -` (as under Nomad), after the build
+// log. The worker neutralises any log line of the build's own that starts
+// with it, so a build cannot forge its result.
+const ResultMarker = "PIER_RESULT "
+
 // OK reports whether the build succeeded.
 func (r *BuildResult) OK() bool { return r.Error == "" }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+
+	"github.com/pierhq/pier/jobs"
 )
 
 // maxLine is the longest line held back waiting for its newline; longer
@@ -25,6 +27,7 @@ type logWriter struct {
 	secrets [][]byte // longest first
 	maxSec  int
 	failed  bool
+	midLine bool // the last emitted chunk did not end a line
 }
 
 func newLogWriter(w io.Writer, logger *slog.Logger, secrets ...string) *logWriter {
@@ -107,6 +110,12 @@ func (l *logWriter) emit(b []byte) {
 	if l.failed || len(b) == 0 {
 		return
 	}
+	// A line of the build's that looks like the worker's result line is
+	// shifted, so only the worker itself can report a result.
+	if !l.midLine && bytes.HasPrefix(b, []byte(jobs.ResultMarker)) {
+		b = append([]byte("> "), b...)
+	}
+	l.midLine = b[len(b)-1] != '\n'
 	if _, err := l.w.Write(b); err != nil {
 		l.failed = true
 		l.logger.Warn("build log sink failed; dropping further build output", "err", err)

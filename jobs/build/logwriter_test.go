@@ -22,6 +22,9 @@ func TestLogWriter(t *testing.T) {
 		{"secret split across writes", []string{"x tok-01234", "56789 y\n"}, "", "x *** y\n"},
 		{"base64 form redacted", []string{"h: eC1hY2Nlc3MtdG9rZW46dG9rLTAxMjM0NTY3ODk=\n"}, "", "h: ***\n"},
 		{"printf flushes a partial line first", []string{"progress"}, "==> step " + tok, "progress\n==> step ***\n"},
+		{"a forged result line is shifted", []string{"ok\nPIER_RESULT {\"deployment_id\":\"x\"}\n"}, "", "ok\n> PIER_RESULT {\"deployment_id\":\"x\"}\n"},
+		{"a forged result split across writes", []string{"PIER_RES", "ULT {}\n"}, "", "> PIER_RESULT {}\n"},
+		{"the marker mid-line is harmless", []string{"echo PIER_RESULT {}\n"}, "", "echo PIER_RESULT {}\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

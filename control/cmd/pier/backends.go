@@ -8,17 +8,20 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pierhq/pier/control"
 	"github.com/pierhq/pier/control/config"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/dispatch/localdispatch"
+	"github.com/pierhq/pier/control/dispatch/nomaddispatch"
 	"github.com/pierhq/pier/control/secrets/localkeyring"
 	"github.com/pierhq/pier/control/store/sqlitestore"
 	"github.com/pierhq/pier/edge/blob/dirblob"
 	"github.com/pierhq/pier/edge/blob/s3blob"
 	"github.com/pierhq/pier/edge/coord"
 	"github.com/pierhq/pier/edge/coord/raftkv"
+	"github.com/pierhq/pier/jobs/specs"
 )
 
 // blobStore is what the roles need of the object store: the edge reads,
@@ -137,7 +140,31 @@ func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) 
 	// Builds.
 	switch {
 	case rt.Nomad != nil:
-		return nil, fmt.Errorf("nomad: %w", errNotBuilt)
+		n := rt.Nomad
+		env := map[string]string{}
+		for _, kv := range b.buildEnv {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		spec, err := specs.Render(specs.BuildVars{
+			Driver: n.Driver, Image: n.Image, PierPath: n.PierPath,
+			Args: append(append([]string{}, b.buildArgs...), "--work-dir=${NOMAD_TASK_DIR}/work", "--sandbox", rt.Control.Sandbox),
+			CPU:  n.CPU, MemoryMB: n.MemoryMB, Datacenters: n.Datacenters, NodePool: n.NodePool, Namespace: n.Namespace,
+			Env: env,
+		})
+		if err != nil {
+			return nil, err
+		}
+		d, err := nomaddispatch.New(nomaddispatch.Config{Address: n.Address, Token: n.Token, Region: n.Region,
+			Namespace: n.Namespace, JobSpec: spec, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		if err := d.Register(ctx); err != nil {
+			return nil, fmt.Errorf("register the build job with nomad: %w", err)
+		}
+		b.dispatcher = d
+		b.closers = append(b.closers, func() error { d.Close(); return nil })
 	default:
 		exe, err := os.Executable()
 		if err != nil {

@@ -81,7 +81,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(stdout, "%s%s\n", ResultMarker, out)
+		_, err = fmt.Fprintf(stdout, "%s%s\n", jobs.ResultMarker, out)
 		return err
 	default:
 		out, err := json.MarshalIndent(res, "", "  ")
@@ -91,7 +91,3 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return os.WriteFile(*resPath, out, 0o600)
 	}
 }
-
-// ResultMarker starts the stdout line that carries a build's JSON result
-// when `pier build` runs with --result - (as under Nomad).
-const ResultMarker = "PIER_RESULT "
