@@ -49,6 +49,13 @@ func PierBinary(t testing.TB) string {
 	return pierBin
 }
 
+// removePierBinary deletes the binary PierBinary built (from StopAll).
+func removePierBinary() {
+	if pierBin != "" && os.Getenv("PIER_BIN") == "" {
+		os.RemoveAll(filepath.Dir(pierBin))
+	}
+}
+
 // RepoRoot is the module root (the directory holding go.mod).
 func RepoRoot(t testing.TB) string {
 	t.Helper()

@@ -107,6 +107,7 @@ func Postgres(t testing.TB) (dsn string) {
 // m.Run; Postgres must not be called afterwards.
 func StopAll() {
 	stopServers()
+	removePierBinary()
 	if pg.stop != nil {
 		pg.stop()
 		pg.stop = nil
