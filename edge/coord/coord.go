@@ -66,12 +66,14 @@ type SessionOptions struct {
 }
 
 // KV is the coordination port: Consul's KV and session semantics. Indexes
-// are monotonically increasing per store; a write bumps the store index and
-// sets the pair's ModifyIndex to it.
+// only grow. A write that changes a pair sets its ModifyIndex above every
+// earlier one (a write that changes nothing may leave it, as Consul does);
+// List's index is at least the highest ModifyIndex under the prefix (the
+// prefix's own index in Consul, the store's in raftkv).
 type KV interface {
 	// Get returns the pair at key or an error wrapping ErrNotFound.
 	Get(ctx context.Context, key string) (*Pair, error)
-	// List returns every pair under prefix and the store index. With
+	// List returns every pair under prefix and an index for it. With
 	// waitIndex > 0 it blocks until something under prefix changes past
 	// waitIndex, wait elapses, or ctx ends (Consul blocking query); on a
 	// timeout it returns the unchanged pairs and index without error.

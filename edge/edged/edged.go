@@ -102,6 +102,9 @@ type Server struct {
 	addr      atomic.Pointer[string]
 	ready     chan struct{}
 	readyOnce sync.Once
+	// synced: every live deployment was held once; /healthz answers 200
+	// from then on (the edge can serve), even before it joins the pool.
+	synced atomic.Bool
 	isReady   atomic.Bool
 	started   atomic.Bool
 
@@ -388,6 +391,11 @@ func (s *Server) loop(ctx context.Context, wg *sync.WaitGroup) error {
 			continue
 		}
 		// A reconcile finished: join once every live deployment is held.
+		// Health turns green first: a pool that admits only healthy edges
+		// (Consul sessions bound to the edge's health check) needs it so.
+		if !s.synced.Load() && s.joinable() {
+			s.synced.Store(true)
+		}
 		if member == nil && !joining && s.joinable() {
 			joining = true
 			wg.Go(func() { joined <- s.join(ctx) })

@@ -196,7 +196,7 @@ type healthBody struct {
 func (s *Server) health(w http.ResponseWriter) {
 	b := healthBody{Status: "ok", Edge: s.cfg.ID, Deployments: s.table.Load().count}
 	code := http.StatusOK
-	if !s.isReady.Load() {
+	if !s.isReady.Load() && !s.synced.Load() {
 		b.Status, code = "starting", http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, b)

@@ -20,6 +20,7 @@ import (
 	"github.com/pierhq/pier/edge/blob/dirblob"
 	"github.com/pierhq/pier/edge/blob/s3blob"
 	"github.com/pierhq/pier/edge/coord"
+	"github.com/pierhq/pier/edge/coord/consulkv"
 	"github.com/pierhq/pier/edge/coord/raftkv"
 	"github.com/pierhq/pier/jobs/specs"
 )
@@ -41,6 +42,7 @@ type backends struct {
 	dispatcher deploy.Dispatcher // control only
 	blobs      blobStore
 	kv         coord.KV
+	consul     *consulkv.Store // set when kv is Consul
 	// buildArgs are the object-store flags a `pier build` worker needs,
 	// buildEnv its secrets.
 	buildArgs []string
@@ -96,7 +98,12 @@ func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) 
 	// Coordination.
 	switch {
 	case rt.Consul != nil:
-		return nil, fmt.Errorf("consul: %w", errNotBuilt)
+		s, err := consulkv.New(consulkv.Config{Address: rt.Consul.Address, Token: rt.Consul.Token,
+			Datacenter: rt.Consul.Datacenter, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		b.kv, b.consul = s, s
 	default:
 		kv, err := raftkv.Open(raftkv.Config{Dir: filepath.Join(rt.DataDir, "raft"), Logger: logger})
 		if err != nil {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/pierhq/pier/control"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/edge/coord"
+	"github.com/pierhq/pier/edge/coord/consulkv"
 )
 
 // router adapts the edge's coordination protocol to control's
@@ -66,4 +69,32 @@ func (r router) Active(ctx context.Context, projectID, env string) (string, erro
 
 func (r router) Forget(ctx context.Context, projectID string) error {
 	return r.c.DeleteProject(ctx, projectID)
+}
+
+// consulEdge joins an edge to the pool the Consul way: the edge is
+// registered as the service "pier-edge" with an HTTP check on its
+// /healthz, and its membership session is bound to that check, so an edge
+// that stops answering leaves the pool by itself.
+type consulEdge struct {
+	*coord.Coordinator
+	store *consulkv.Store
+	cfg   coord.Config
+}
+
+func (c consulEdge) Join(ctx context.Context, e coord.EdgeInfo) (*coord.Membership, error) {
+	host, portStr, err := net.SplitHostPort(e.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("edge address %q: %w", e.Addr, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	checkHost := host
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		checkHost = "127.0.0.1" // the local Consul agent checks its own node
+	}
+	checkID, err := c.store.RegisterEdge(ctx, consulkv.Edge{ID: e.ID, Address: host, Port: port,
+		HealthURL: "http://" + net.JoinHostPort(checkHost, portStr) + "/healthz"})
+	if err != nil {
+		return nil, fmt.Errorf("register edge %s with consul: %w", e.ID, err)
+	}
+	return coord.New(c.cfg, c.store.WithSessionChecks(checkID)).Join(ctx, e)
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pierhq/pier/control"
 	"github.com/pierhq/pier/control/api"
@@ -85,8 +86,19 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			if err != nil {
 				return err
 			}
+			var ec edged.Coordinator = coordinator
+			if b.consul != nil {
+				ec = consulEdge{Coordinator: coordinator, store: b.consul, cfg: ccfg}
+				defer func() {
+					dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+					defer cancel()
+					if err := b.consul.DeregisterEdge(dctx, id); err != nil {
+						logger.Warn("deregister edge from consul", "edge", id, "err", err)
+					}
+				}()
+			}
 			e, err := edged.New(edged.Config{ID: id, Addr: addr, BaseDomain: rt.Control.BaseDomain, CacheDir: cache, Logger: logger},
-				edged.Deps{Coord: coordinator, Blobs: b.blobs})
+				edged.Deps{Coord: ec, Blobs: b.blobs})
 			if err != nil {
 				return err
 			}
