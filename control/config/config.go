@@ -95,6 +95,9 @@ type Vault struct {
 	Token   string `hcl:"token,optional"`
 	Mount   string `hcl:"mount,optional"`
 	Key     string `hcl:"key,optional"`
+	// CreateKey creates the transit key at start when it is missing (the
+	// token then needs vault/pier-ops.hcl); off, a missing key is an error.
+	CreateKey bool `hcl:"create_key,optional"`
 }
 
 // Consul selects Consul for coordination.

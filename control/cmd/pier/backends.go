@@ -16,6 +16,8 @@ import (
 	"github.com/pierhq/pier/control/dispatch/localdispatch"
 	"github.com/pierhq/pier/control/dispatch/nomaddispatch"
 	"github.com/pierhq/pier/control/secrets/localkeyring"
+	"github.com/pierhq/pier/control/secrets/vaulttransit"
+	"github.com/pierhq/pier/control/store/pgstore"
 	"github.com/pierhq/pier/control/store/sqlitestore"
 	"github.com/pierhq/pier/edge/blob/dirblob"
 	"github.com/pierhq/pier/edge/blob/s3blob"
@@ -120,7 +122,12 @@ func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) 
 	// Metadata.
 	switch {
 	case rt.Postgres != nil:
-		return nil, fmt.Errorf("postgres: %w", errNotBuilt)
+		s, err := pgstore.Open(ctx, rt.Postgres.DSN, logger)
+		if err != nil {
+			return nil, err
+		}
+		b.store = s
+		b.closers = append(b.closers, s.Close)
 	default:
 		s, err := sqlitestore.Open(ctx, filepath.Join(rt.DataDir, "control.db"), logger)
 		if err != nil {
@@ -133,7 +140,12 @@ func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) 
 	// Secrets.
 	switch {
 	case rt.Vault != nil:
-		return nil, fmt.Errorf("vault: %w", errNotBuilt)
+		v, err := vaulttransit.New(ctx, vaulttransit.Config{Address: rt.Vault.Address, Token: rt.Vault.Token,
+			Mount: rt.Vault.Mount, Key: rt.Vault.Key, CreateKey: rt.Vault.CreateKey, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		b.sealer = v
 	default:
 		path := filepath.Join(rt.DataDir, "keyring")
 		k, err := localkeyring.Open(path)
@@ -184,8 +196,6 @@ func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) 
 	}
 	return b, nil
 }
-
-var errNotBuilt = errors.New("this backend is not available in this build of pier yet")
 
 // hiddenFromBuilds lists what a local build must not see: Pier's data dir
 // (keys, database) and the credentials in the builder's home.
