@@ -105,6 +105,9 @@ type Consul struct {
 	Address    string `hcl:"address,optional"`
 	Token      string `hcl:"token,optional"`
 	Datacenter string `hcl:"datacenter,optional"`
+	// Prefix puts Pier's keys (pier/...) under <prefix>/, so several Pier
+	// installations can share one Consul.
+	Prefix string `hcl:"prefix,optional"`
 }
 
 // Nomad selects Nomad for builds.
@@ -113,6 +116,7 @@ type Nomad struct {
 	Token       string   `hcl:"token,optional"`
 	Region      string   `hcl:"region,optional"`
 	Namespace   string   `hcl:"namespace,optional"`
+	JobID       string   `hcl:"job_id,optional"`    // the build job's name; default pier-build
 	Driver      string   `hcl:"driver,optional"`    // docker (default), exec, raw_exec
 	Image       string   `hcl:"image,optional"`     // docker image holding pier, node and git
 	PierPath    string   `hcl:"pier_path,optional"` // exec/raw_exec: the pier binary on the client nodes

@@ -88,15 +88,19 @@ vault {
   create_key = true
 }
 
-consul { address = "http://%s" }
+consul {
+  address = "http://%s"
+  prefix  = %q
+}
 
 nomad {
+  job_id    = %q
   address   = %q
   driver    = "raw_exec"
   pier_path = %q
 }
 `, filepath.Join(dir, "control"), ports[0], readyTimeout, pg, s3.URL, bucket, s3.Region, s3.AccessKey,
-		vault.Addr, vault.Transit, consul.Addr, nomad.Addr, testenv.PierBinary(t))
+		vault.Addr, vault.Transit, consul.Addr, bucket, "build-"+bucket, nomad.Addr, testenv.PierBinary(t))
 	st := &prodStack{
 		cfgPath: filepath.Join(dir, "pier.hcl"),
 		api:     fmt.Sprintf("http://127.0.0.1:%d", ports[0]),

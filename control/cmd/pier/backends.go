@@ -101,7 +101,7 @@ func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) 
 	switch {
 	case rt.Consul != nil:
 		s, err := consulkv.New(consulkv.Config{Address: rt.Consul.Address, Token: rt.Consul.Token,
-			Datacenter: rt.Consul.Datacenter, Logger: logger})
+			Datacenter: rt.Consul.Datacenter, KeyPrefix: consulPrefix(rt.Consul.Prefix), Logger: logger})
 		if err != nil {
 			return nil, err
 		}
@@ -175,7 +175,7 @@ func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) 
 			return nil, err
 		}
 		d, err := nomaddispatch.New(nomaddispatch.Config{Address: n.Address, Token: n.Token, Region: n.Region,
-			Namespace: n.Namespace, JobSpec: spec, Logger: logger})
+			Namespace: n.Namespace, JobSpec: spec, JobID: n.JobID, Logger: logger})
 		if err != nil {
 			return nil, err
 		}
@@ -210,4 +210,14 @@ func hiddenFromBuilds(dataDir string) string {
 		}
 	}
 	return hide
+}
+
+// consulPrefix makes a configured prefix a key folder ("staging" →
+// "staging/").
+func consulPrefix(p string) string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return ""
+	}
+	return p + "/"
 }
