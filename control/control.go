@@ -109,6 +109,10 @@ type Store interface {
 	// GetProject finds a project by ID or by name.
 	GetProject(ctx context.Context, idOrName string) (*Project, error)
 	ListProjects(ctx context.Context) ([]*Project, error)
+	// UpdateProject writes every mutable field of p (repo URL, branch,
+	// framework, commands, output dir, sealed git token) and sets
+	// UpdatedAt. The name is immutable: it is the project's host name.
+	UpdateProject(ctx context.Context, p *Project) error
 	// DeleteProject removes the project, its deployments, jobs and logs.
 	DeleteProject(ctx context.Context, id string) error
 

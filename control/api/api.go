@@ -94,6 +94,8 @@ func New(cfg Config, deps Deps) *Server {
 	write.POST("/deployments/:deployment/promote", s.handle(s.promote))
 	write.POST("/deployments/:deployment/cancel", s.handle(s.cancel))
 
+	write.POST("/admin/secrets/rewrap", s.handle(s.rewrapSecrets))
+
 	read.GET("/tokens", s.handle(s.listTokens))
 	write.POST("/tokens", s.handle(s.createToken))
 	s.engine = e

@@ -383,3 +383,13 @@ func NewToken(name string, scope control.Scope) (secret string, t *control.Token
 	secret = "pier_" + base64.RawURLEncoding.EncodeToString(b)
 	return secret, &control.Token{ID: control.NewID("tok"), Name: name, Scope: scope, Hash: HashToken(secret), CreatedAt: time.Now().UTC()}
 }
+
+// rewrapSecrets re-encrypts every stored secret under the newest key
+// version (run after rotating the key).
+func (s *Server) rewrapSecrets(c *gin.Context) (int, any, error) {
+	n, err := s.deps.Deploy.RewrapSecrets(c.Request.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, gin.H{"rewrapped": n}, nil
+}

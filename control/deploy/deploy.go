@@ -69,6 +69,9 @@ type EdgeReady struct {
 type Sealer interface {
 	Seal(ctx context.Context, plaintext []byte) (string, error)
 	Unseal(ctx context.Context, ciphertext string) ([]byte, error)
+	// Rewrap re-encrypts a ciphertext under the newest key version
+	// without revealing the plaintext to the caller.
+	Rewrap(ctx context.Context, ciphertext string) (string, error)
 }
 
 // Config tunes the service.
@@ -305,6 +308,47 @@ func (s *Service) DeleteProject(ctx context.Context, idOrName string) error {
 	}
 	s.log.Info("project deleted", "project", p.ID, "name", p.Name)
 	return nil
+}
+
+// RewrapSecrets re-encrypts every stored secret under the newest key
+// version, after a key rotation (Vault: transit/keys/<key>/rotate; local:
+// the keyring's Rotate). It returns how many values it rewrote; values
+// already under the newest version are left as they are.
+func (s *Service) RewrapSecrets(ctx context.Context) (int, error) {
+	ps, err := s.deps.Store.ListProjects(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range ps {
+		if len(p.GitToken) == 0 {
+			continue
+		}
+		wrapped, err := s.deps.Sealer.Rewrap(ctx, string(p.GitToken))
+		if err != nil {
+			return n, fmt.Errorf("rewrap the git token of %s: %w", p.Name, err)
+		}
+		if keyVersion(wrapped) == keyVersion(string(p.GitToken)) {
+			continue // already under the newest key: keep the stored value
+		}
+		p.GitToken = []byte(wrapped)
+		if err := s.deps.Store.UpdateProject(ctx, p); err != nil {
+			return n, fmt.Errorf("rewrap the git token of %s: %w", p.Name, err)
+		}
+		n++
+	}
+	s.log.Info("secrets rewrapped", "values", n)
+	return n, nil
+}
+
+// keyVersion is the "vN" of a "<engine>:vN:<data>" ciphertext (Vault
+// transit's form, which the local keyring copies).
+func keyVersion(ciphertext string) string {
+	parts := strings.SplitN(ciphertext, ":", 3)
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[1]
 }
 
 // Active returns the project's live production deployment ID, or "".

@@ -75,6 +75,7 @@ func (r router) Active(ctx context.Context, pid, env string) (string, error) {
 func (r router) Forget(ctx context.Context, pid string) error { return r.c.DeleteProject(ctx, pid) }
 
 type env struct {
+	keys  *localkeyring.Keyring
 	svc   *deploy.Service
 	store control.Store
 	disp  *scripted
@@ -90,12 +91,13 @@ func newEnv(t *testing.T, fn func(jobs.BuildRequest, io.Writer) (*jobs.BuildResu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	var keys *localkeyring.Keyring
 	kv, err := raftkv.Open(raftkv.Config{Dir: filepath.Join(dir, "raft")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { kv.Close() })
-	keys, err := localkeyring.Open(filepath.Join(dir, "keyring"))
+	keys, err = localkeyring.Open(filepath.Join(dir, "keyring"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func newEnv(t *testing.T, fn func(jobs.BuildRequest, io.Writer) (*jobs.BuildResu
 	cfg := deploy.DefaultConfig()
 	cfg.PollInterval = 20 * time.Millisecond
 	svc := deploy.New(cfg, deploy.Deps{Store: store, Dispatcher: d, Router: router{c}, Sealer: keys})
-	return &env{svc: svc, store: store, disp: d, coord: c}
+	return &env{keys: keys, svc: svc, store: store, disp: d, coord: c}
 }
 
 func (e *env) run(t *testing.T) {
@@ -349,5 +351,33 @@ func TestDeleteProject(t *testing.T) {
 	}
 	if _, err := e.coord.Pointer(ctx, p.ID, control.Production); !errors.Is(err, coord.ErrNotFound) {
 		t.Errorf("pointer of a deleted project: %v, want gone", err)
+	}
+}
+
+func TestRewrapAfterRotation(t *testing.T) {
+	e := newEnv(t, ok)
+	ctx := context.Background()
+	p := project(t, e, "site")
+	project(t, e, "other")
+	if !strings.HasPrefix(string(p.GitToken), "pier:v1:") {
+		t.Fatalf("sealed as %q", p.GitToken)
+	}
+	if err := e.keys.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.svc.RewrapSecrets(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("RewrapSecrets = %d, %v; want 2", n, err)
+	}
+	got, _ := e.svc.Project(ctx, p.ID)
+	if !strings.HasPrefix(string(got.GitToken), "pier:v2:") {
+		t.Fatalf("after rewrap: %q, want pier:v2:", got.GitToken)
+	}
+	pt, err := e.keys.Unseal(ctx, string(got.GitToken))
+	if err != nil || string(pt) != "tok-site" {
+		t.Errorf("rewrapped token opens to %q, %v", pt, err)
+	}
+	if n, _ := e.svc.RewrapSecrets(ctx); n != 0 {
+		t.Errorf("a second sweep rewrote %d values, want 0", n)
 	}
 }

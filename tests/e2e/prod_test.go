@@ -26,6 +26,7 @@ type prodStack struct {
 	api     string
 	token   string
 	pgDSN   string
+	vault   testenv.VaultServer
 	edges   []*prodEdge
 	control *testenv.Server
 }
@@ -106,6 +107,7 @@ nomad {
 		api:     fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
 		token:   "pier_e2e_bootstrap_token_0123456789",
 		pgDSN:   pg,
+		vault:   vault,
 	}
 	if err := os.WriteFile(st.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -274,5 +276,40 @@ func TestProductionAdapters(t *testing.T) {
 			_, body, _ := edgeGet(t, e.addr, "www.pier.test", "/")
 			return strings.Contains(body, "prod one")
 		})
+	}
+}
+
+// TestProductionKeyRotation rotates the Vault transit key and rewraps every
+// stored secret: the database then holds only vault:v2: ciphertext, and
+// builds of the private repository still authenticate.
+func TestProductionKeyRotation(t *testing.T) {
+	st := startProd(t, prodOptions{edges: 1})
+	git := testenv.GitServer(t, gitToken)
+	url, _ := git.CreateRepo(t, "www", map[string]string{"index.html": "<h1>rotated</h1>"})
+	if code := st.call(t, "POST", "/v1/projects", map[string]any{"name": "www", "repo_url": url, "git_token": gitToken}, nil); code != 201 {
+		t.Fatalf("create project: %d", code)
+	}
+	if err := st.vault.Do(t.Context(), "POST", st.vault.Transit+"/keys/pier-e2e/rotate", nil, nil); err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	var out struct{ Rewrapped int }
+	if code := st.call(t, "POST", "/v1/admin/secrets/rewrap", nil, &out); code != 200 || out.Rewrapped != 1 {
+		t.Fatalf("rewrap = %d %+v", code, out)
+	}
+	conn, err := pgx.Connect(context.Background(), st.pgDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var sealed []byte
+	if err := conn.QueryRow(context.Background(), `SELECT git_token FROM projects WHERE name = 'www'`).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(sealed), "vault:v2:") {
+		t.Fatalf("after rotation and rewrap: %q, want vault:v2:", sealed)
+	}
+	d := st.deploy(t, "www", "main")
+	if d.State != "ready" {
+		t.Fatalf("build with the rewrapped token: %s (%s)\n%s", d.State, d.Error, st.log(t, d.ID))
 	}
 }

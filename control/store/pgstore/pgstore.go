@@ -107,6 +107,21 @@ func (s *Store) CreateProject(ctx context.Context, p *control.Project) error {
 	return nil
 }
 
+func (s *Store) UpdateProject(ctx context.Context, p *control.Project) error {
+	updated := norm(time.Now())
+	tag, err := s.pool.Exec(ctx, `UPDATE projects SET repo_url = $1, branch = $2, framework = $3, install_command = $4,
+		build_command = $5, output_dir = $6, git_token = $7, updated_at = $8 WHERE id = $9`,
+		p.RepoURL, p.Branch, p.Framework, p.InstallCommand, p.BuildCommand, p.OutputDir, p.GitToken, updated, p.ID)
+	if err != nil {
+		return fmt.Errorf("update project: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("project %q: %w", p.ID, control.ErrNotFound)
+	}
+	p.UpdatedAt = updated
+	return nil
+}
+
 func (s *Store) GetProject(ctx context.Context, idOrName string) (*control.Project, error) {
 	// An ID match wins over a name match.
 	row := s.pool.QueryRow(ctx, `SELECT `+projectCols+` FROM projects

@@ -134,6 +134,24 @@ func (s *Store) CreateProject(ctx context.Context, p *control.Project) error {
 	return nil
 }
 
+func (s *Store) UpdateProject(ctx context.Context, p *control.Project) error {
+	updated := norm(time.Now())
+	res, err := s.w.ExecContext(ctx, `UPDATE projects SET repo_url = ?, branch = ?, framework = ?, install_command = ?,
+		build_command = ?, output_dir = ?, git_token = ?, updated_at = ? WHERE id = ?`,
+		p.RepoURL, p.Branch, p.Framework, p.InstallCommand, p.BuildCommand, p.OutputDir, p.GitToken,
+		formatTime(updated), p.ID)
+	if err != nil {
+		return fmt.Errorf("update project: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("update project: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("project %q: %w", p.ID, control.ErrNotFound)
+	}
+	p.UpdatedAt = updated
+	return nil
+}
+
 func (s *Store) GetProject(ctx context.Context, idOrName string) (*control.Project, error) {
 	// An ID match wins over a name match.
 	row := s.r.QueryRowContext(ctx, `SELECT `+projectCols+` FROM projects

@@ -91,6 +91,33 @@ func testProjects(t *testing.T, open func(t *testing.T) control.Store) {
 		}
 	})
 
+	t.Run("Update", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		p := &control.Project{Name: "docs", RepoURL: "https://git.example.test/docs.git", Branch: "main", Framework: "auto", CreatedAt: base}
+		if err := s.CreateProject(ctx, p); err != nil {
+			t.Fatalf("CreateProject: %v", err)
+		}
+		p.RepoURL, p.Branch, p.Framework = "https://git.example.test/docs2.git", "trunk", "hugo"
+		p.InstallCommand, p.BuildCommand, p.OutputDir = "true", "hugo --minify", "public"
+		p.GitToken = []byte("vault:v2:sealed")
+		p.Name = "renamed" // ignored: names are immutable
+		if err := s.UpdateProject(ctx, p); err != nil {
+			t.Fatalf("UpdateProject: %v", err)
+		}
+		got, err := s.GetProject(ctx, p.ID)
+		if err != nil {
+			t.Fatalf("GetProject: %v", err)
+		}
+		if got.Name != "docs" || got.RepoURL != p.RepoURL || got.Branch != "trunk" || got.Framework != "hugo" ||
+			got.InstallCommand != "true" || got.BuildCommand != "hugo --minify" || got.OutputDir != "public" ||
+			string(got.GitToken) != "vault:v2:sealed" || !got.UpdatedAt.After(base) || !got.CreatedAt.Equal(base.Truncate(time.Microsecond)) {
+			t.Errorf("after update: %+v", got)
+		}
+		if err := s.UpdateProject(ctx, &control.Project{ID: "prj-missing"}); !errors.Is(err, control.ErrNotFound) {
+			t.Errorf("UpdateProject(missing) = %v, want ErrNotFound", err)
+		}
+	})
 	t.Run("DefaultsFilled", func(t *testing.T) {
 		s := open(t)
 		before := time.Now().Add(-time.Second)
