@@ -104,9 +104,9 @@ type Server struct {
 	readyOnce sync.Once
 	// synced: every live deployment was held once; /healthz answers 200
 	// from then on (the edge can serve), even before it joins the pool.
-	synced atomic.Bool
-	isReady   atomic.Bool
-	started   atomic.Bool
+	synced  atomic.Bool
+	isReady atomic.Bool
+	started atomic.Bool
 
 	runCtx context.Context // for lazy syncs, which outlive their request
 
