@@ -54,7 +54,9 @@ func TestImportRules(t *testing.T) {
 		"github.com/hashicorp/nomad/api":  {"control/dispatch/nomaddispatch"},
 		"github.com/hashicorp/vault/api":  {"control/secrets/vaulttransit"},
 		"github.com/aws/aws-sdk-go-v2":    {"edge/blob/s3blob"},
+		"github.com/tommie/v8go":          {"edge/isolate"},
 		"rogchap.com/v8go":                {"edge/isolate"},
+		"github.com/evanw/esbuild":        {"edge/isolate"},
 	}
 	composition := func(p string) bool { return p == "control/cmd/pier" || under(p, "tests") }
 

@@ -1,0 +1,722 @@
+package isolate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	v8 "github.com/tommie/v8go"
+)
+
+// A Runtime is what edge/warmpool holds.
+var _ io.Closer = (*Runtime)(nil)
+
+// Response is what the script's fetch handler returned.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Stats describes a Runtime's life so far.
+type Stats struct {
+	// ColdStart is how long the current isolate took to start: isolate,
+	// context, prelude, compile (from the code cache) and top-level run.
+	ColdStart time.Duration
+	// Starts counts isolate starts: 1, plus one per replacement after the
+	// heap limit was hit.
+	Starts int
+	// Calls, Timeouts and HeapLimits count Serve and Invoke calls, and how
+	// many of them ended by timeout or at the heap limit.
+	Calls, Timeouts, HeapLimits int
+}
+
+// Runtime is one deployment's isolate and context with its script loaded.
+// A Runtime admits one call at a time (calls are serialised).
+type Runtime struct {
+	cfg    Config
+	script *Script
+	envJS  string
+	log    *slog.Logger
+	fetch  *fetcher
+
+	mu     sync.Mutex // held for a whole call: one goroutine inside at a time
+	closed bool
+	vm     *vm   // nil after a heap-limit failure until the next call starts one
+	cur    *call // the call in progress, read by the native callbacks
+
+	statsMu sync.Mutex // not mu: Stats must not wait for a call
+	stats   Stats
+}
+
+// vm is one isolate, its context and the prelude's internals.
+type vm struct {
+	iso           *v8.Isolate
+	ctx           *v8.Context
+	undef         *v8.Value
+	fn            map[string]*v8.Function // prelude internals: bind, serve, invoke, runTimers, fetchDone, reset, alloc
+	entries       string                  // "fetch,handler" as reported by bind
+	spent         bool                    // terminated at the heap limit: dispose at the end of the call
+	cacheRejected int                     // code caches V8 refused at start (tests expect 0)
+	baseLimit     uint64                  // heap size limit at start; growth means the near-heap-limit callback fired
+}
+
+// New starts an isolate for script with env as the deployment's runtime
+// variables: it creates the context, installs the Web globals, runs the
+// script's top level (bounded by cfg.Timeout) and resolves its entry points.
+func New(cfg Config, script *Script, env map[string]string) (*Runtime, error) {
+	if script == nil {
+		return nil, errors.New("new runtime: nil script")
+	}
+	cfg = cfg.withDefaults()
+	if env == nil {
+		env = map[string]string{}
+	}
+	envJS, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("new runtime: encode env: %w", err)
+	}
+	r := &Runtime{
+		cfg:    cfg,
+		script: script,
+		envJS:  string(envJS),
+		log:    cfg.Logger.With("component", "isolate", "script", script.name),
+		fetch:  newFetcher(cfg.Fetch),
+	}
+	if err := r.start(context.Background(), false); err != nil {
+		r.fetch.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Stats returns counters about the Runtime. It does not wait for a call in
+// progress.
+func (r *Runtime) Stats() Stats {
+	r.statsMu.Lock()
+	defer r.statsMu.Unlock()
+	return r.stats
+}
+
+// Close disposes the isolate. It waits for a call in progress.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.dispose()
+	r.fetch.close()
+	return nil
+}
+
+func (r *Runtime) dispose() {
+	if r.vm == nil {
+		return
+	}
+	r.vm.ctx.Close()
+	r.vm.iso.Dispose()
+	r.vm = nil
+}
+
+// start creates the isolate and loads the script. With wantCache it returns
+// after filling r.script's code caches (Compile uses it).
+func (r *Runtime) start(ctx context.Context, wantCache bool) (err error) {
+	t0 := time.Now()
+	heap := uint64(r.cfg.HeapMB) << 20
+	initial := min(heap/8, 16<<20)
+	iso := v8.NewIsolate(v8.WithResourceConstraints(initial, heap))
+	m := &vm{iso: iso, ctx: v8.NewContext(iso), undef: v8.Undefined(iso), fn: map[string]*v8.Function{}}
+	r.vm = m
+	defer func() {
+		if err != nil {
+			r.dispose()
+		}
+	}()
+	m.baseLimit = iso.GetHeapStatistics().HeapSizeLimit
+
+	c := r.begin(ctx, "")
+	defer r.end(c)
+
+	native, err := r.nativeObject(m)
+	if err != nil {
+		return fmt.Errorf("start isolate: %w", err)
+	}
+	defer native.Release()
+
+	prelude, err := r.compile(m, preludeSource, "pier:prelude.js", &r.script.preludeCache, wantCache)
+	if err != nil {
+		return fmt.Errorf("start isolate: compile prelude: %w", err)
+	}
+	setup, err := r.run(c, func() (*v8.Value, error) { return prelude.Run(m.ctx) })
+	if err != nil {
+		return fmt.Errorf("start isolate: prelude: %w", err)
+	}
+	defer setup.Release()
+	setupFn, err := setup.AsFunction()
+	if err != nil {
+		return fmt.Errorf("start isolate: prelude: %w", err)
+	}
+	internals, err := r.run(c, func() (*v8.Value, error) { return setupFn.Call(m.undef, native) })
+	if err != nil {
+		return fmt.Errorf("start isolate: prelude: %w", err)
+	}
+	obj, err := internals.AsObject()
+	if err != nil {
+		return fmt.Errorf("start isolate: prelude: %w", err)
+	}
+	for _, name := range []string{"bind", "serve", "invoke", "runTimers", "fetchDone", "reset", "alloc"} {
+		v, err := obj.Get(name)
+		if err != nil {
+			return fmt.Errorf("start isolate: prelude: %w", err)
+		}
+		f, err := v.AsFunction()
+		if err != nil {
+			return fmt.Errorf("start isolate: prelude %s: %w", name, err)
+		}
+		m.fn[name] = f
+	}
+	internals.Release()
+
+	us, err := r.compile(m, r.script.source, r.script.name, &r.script.cache, false)
+	if err != nil {
+		return err
+	}
+	top, err := r.run(c, func() (*v8.Value, error) { return us.Run(m.ctx) })
+	if err != nil {
+		return fmt.Errorf("run top level of %s: %w", r.script.name, err)
+	}
+	defer top.Release()
+	moduleFn := m.undef
+	if r.script.module {
+		moduleFn = top
+	}
+	envV, err := v8.NewValue(iso, r.envJS)
+	if err != nil {
+		return fmt.Errorf("start isolate: %w", err)
+	}
+	defer envV.Release()
+	kinds, err := r.run(c, func() (*v8.Value, error) { return m.fn["bind"].Call(m.undef, moduleFn, envV) })
+	if err != nil {
+		return fmt.Errorf("run module %s: %w", r.script.name, err)
+	}
+	m.entries = kinds.String()
+	kinds.Release()
+	if wantCache {
+		r.script.cache = us.CreateCodeCache().Bytes
+	}
+	r.statsMu.Lock()
+	r.stats.ColdStart = time.Since(t0)
+	r.stats.Starts++
+	r.statsMu.Unlock()
+	return nil
+}
+
+// compile compiles source with *cache, or fills *cache when fill is set.
+func (r *Runtime) compile(m *vm, source, origin string, cache *[]byte, fill bool) (*v8.UnboundScript, error) {
+	opts := v8.CompileOptions{}
+	if len(*cache) > 0 {
+		opts.CachedData = &v8.CompilerCachedData{Bytes: *cache}
+	}
+	us, err := m.iso.CompileUnboundScript(source, origin, opts)
+	if err != nil {
+		return nil, scriptError(err)
+	}
+	if opts.CachedData != nil && opts.CachedData.Rejected {
+		m.cacheRejected++
+		r.log.Warn("v8 code cache rejected", "origin", origin)
+	}
+	if fill {
+		*cache = us.CreateCodeCache().Bytes
+	}
+	return us, nil
+}
+
+// call is the state of one Serve, Invoke or start: its deadline, its
+// fetches, and the termination handshake with the watchdog.
+type call struct {
+	id      string
+	limit   time.Duration
+	ctx     context.Context // cancelled when the call ends: stops its fetches
+	cancel  context.CancelFunc
+	events  chan fetchResult
+	fetches int // started
+	waiting int // started and not yet delivered
+	dirty   bool
+
+	mu      sync.Mutex
+	inJS    bool
+	tripped bool
+	reason  error
+	done    chan struct{} // closed when tripped
+	stop    func()
+}
+
+// begin sets up r.cur with a watchdog: at the deadline, or when ctx is
+// cancelled, it terminates the running script (if any) and wakes the loop.
+func (r *Runtime) begin(ctx context.Context, id string) *call {
+	limit := r.cfg.Timeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < limit {
+		limit = max(time.Until(dl), 0)
+	}
+	c := &call{id: id, limit: limit, done: make(chan struct{}),
+		events: make(chan fetchResult, r.cfg.Fetch.MaxRequests)}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	iso := r.vm.iso
+	timer := time.AfterFunc(limit, func() { c.trip(iso, &TimeoutError{Limit: limit}) })
+	stopCtx := context.AfterFunc(ctx, func() {
+		err := ctx.Err()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = &TimeoutError{Limit: limit}
+		}
+		c.trip(iso, err)
+	})
+	c.stop = func() { timer.Stop(); stopCtx() }
+	r.cur = c
+	return c
+}
+
+func (c *call) trip(iso *v8.Isolate, reason error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tripped {
+		return
+	}
+	c.tripped, c.reason = true, reason
+	close(c.done)
+	if c.inJS {
+		iso.TerminateExecution()
+	}
+}
+
+// end stops the watchdog and fetches and leaves the isolate clean for the
+// next call: a termination requested as the script was returning is
+// absorbed, and leftover timers and fetch callbacks are dropped.
+func (r *Runtime) end(c *call) {
+	c.stop()
+	c.cancel()
+	r.cur = nil
+	m := r.vm
+	if m == nil {
+		return
+	}
+	c.mu.Lock()
+	tripped := c.tripped
+	c.mu.Unlock()
+	if tripped && !m.spent {
+		for range 3 {
+			v, err := m.ctx.RunScript("0", "pier:drain.js")
+			if err == nil {
+				v.Release()
+				break
+			}
+		}
+	}
+	if (tripped || c.dirty) && !m.spent {
+		if v, err := m.fn["reset"].Call(m.undef); err == nil {
+			v.Release()
+		}
+	}
+	hs := m.iso.GetHeapStatistics()
+	if m.spent || hs.HeapSizeLimit > m.baseLimit || hs.ExternalMemory > uint64(r.cfg.HeapMB)<<20 {
+		// The near-heap-limit callback fired (and raised the limit to let
+		// the script unwind), or ArrayBuffers outside the heap hold more
+		// than the heap limit: this isolate is spent. Disposing it here,
+		// after the call released its values, is safe; the next call starts
+		// a new one.
+		r.dispose()
+	}
+}
+
+// run enters JS through f under the watchdog and classifies its error.
+func (r *Runtime) run(c *call, f func() (*v8.Value, error)) (*v8.Value, error) {
+	c.mu.Lock()
+	if c.tripped {
+		c.mu.Unlock()
+		return nil, c.reason
+	}
+	c.inJS = true
+	c.mu.Unlock()
+	v, err := f()
+	c.mu.Lock()
+	c.inJS = false
+	tripped, reason := c.tripped, c.reason
+	c.mu.Unlock()
+	if err == nil {
+		return v, nil
+	}
+	if tripped {
+		return nil, reason
+	}
+	var je *v8.JSError
+	if errors.As(err, &je) && strings.HasPrefix(je.Message, "ExecutionTerminated") {
+		// Only the near-heap-limit callback terminates without our watchdog.
+		r.vm.spent = true
+		return nil, ErrHeapLimit
+	}
+	return nil, scriptError(err)
+}
+
+func scriptError(err error) error {
+	var je *v8.JSError
+	if errors.As(err, &je) {
+		return &ScriptError{Message: je.Message, Stack: je.StackTrace}
+	}
+	return &ScriptError{Message: err.Error()}
+}
+
+// acquire locks the Runtime for one call and makes sure an isolate is up
+// (after a heap-limit failure the next call starts a new one).
+func (r *Runtime) acquire(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	if r.vm == nil {
+		if err := r.start(ctx, false); err != nil {
+			r.mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runtime) count(err error) {
+	r.statsMu.Lock()
+	defer r.statsMu.Unlock()
+	r.stats.Calls++
+	switch {
+	case errors.Is(err, ErrTimeout):
+		r.stats.Timeouts++
+	case errors.Is(err, ErrHeapLimit):
+		r.stats.HeapLimits++
+	}
+}
+
+// Serve runs the script's fetch handler for req. requestID tags the console
+// output of this call. The error is a *TimeoutError (ErrTimeout), ErrHeapLimit,
+// a *ScriptError, ErrNoEntry, ErrBodyTooLarge, ErrClosed or ctx's error;
+// after any of them the Runtime serves the next request.
+func (r *Runtime) Serve(ctx context.Context, req *http.Request, requestID string) (res *Response, err error) {
+	body, err := readBody(req, r.cfg.MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := json.Marshal(requestMeta(req))
+	if err != nil {
+		return nil, fmt.Errorf("serve: encode request: %w", err)
+	}
+	if err := r.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer r.mu.Unlock()
+	defer func() { r.count(err) }()
+	if !strings.Contains(r.vm.entries, "fetch") {
+		return nil, fmt.Errorf("serve: %w: the script does not export default { fetch }", ErrNoEntry)
+	}
+	c := r.begin(ctx, requestID)
+	defer r.end(c)
+	m := r.vm
+
+	metaV, err := v8.NewValue(m.iso, string(meta))
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	defer metaV.Release()
+	bodyV := m.undef
+	if len(body) > 0 {
+		if bodyV, err = r.shared(c, body); err != nil {
+			return nil, err
+		}
+		defer bodyV.Release()
+	}
+	p, err := r.run(c, func() (*v8.Value, error) { return m.fn["serve"].Call(m.undef, metaV, bodyV) })
+	if err != nil {
+		return nil, err
+	}
+	defer p.Release()
+	out, err := r.await(c, p)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Release()
+	return r.response(out)
+}
+
+// Invoke runs the script's handler(data, env) with input (JSON; empty means
+// null) and returns its result as JSON. Errors are as for Serve.
+func (r *Runtime) Invoke(ctx context.Context, input json.RawMessage) (_ json.RawMessage, err error) {
+	if len(strings.TrimSpace(string(input))) == 0 {
+		input = json.RawMessage("null")
+	}
+	if !json.Valid(input) {
+		return nil, errors.New("invoke: input is not valid JSON")
+	}
+	if int64(len(input)) > r.cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("invoke: input: %w", ErrBodyTooLarge)
+	}
+	if err := r.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer r.mu.Unlock()
+	defer func() { r.count(err) }()
+	if !strings.Contains(r.vm.entries, "handler") {
+		return nil, fmt.Errorf("invoke: %w: the script does not define handler(data)", ErrNoEntry)
+	}
+	c := r.begin(ctx, "")
+	defer r.end(c)
+	m := r.vm
+	in, err := v8.NewValue(m.iso, string(input))
+	if err != nil {
+		return nil, fmt.Errorf("invoke: %w", err)
+	}
+	defer in.Release()
+	p, err := r.run(c, func() (*v8.Value, error) { return m.fn["invoke"].Call(m.undef, in) })
+	if err != nil {
+		return nil, err
+	}
+	defer p.Release()
+	out, err := r.await(c, p)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Release()
+	s := out.String()
+	if int64(len(s)) > r.cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("invoke: result: %w", ErrBodyTooLarge)
+	}
+	return json.RawMessage(s), nil
+}
+
+// await runs the event loop until the promise v settles: due timers run,
+// finished fetches are delivered, and the call's deadline is honoured.
+func (r *Runtime) await(c *call, v *v8.Value) (*v8.Value, error) {
+	if !v.IsPromise() {
+		return nil, &ScriptError{Message: "internal: expected a promise"}
+	}
+	p, err := v.AsPromise()
+	if err != nil {
+		return nil, scriptError(err)
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if r.vm.spent {
+			return nil, ErrHeapLimit
+		}
+		switch p.State() {
+		case v8.Fulfilled:
+			return p.Result(), nil
+		case v8.Rejected:
+			return nil, r.rejection(p.Result())
+		}
+		next, err := r.run(c, func() (*v8.Value, error) { return r.vm.fn["runTimers"].Call(r.vm.undef) })
+		if err != nil {
+			return nil, err
+		}
+		ms := next.Number()
+		next.Release()
+		if ms >= 0 {
+			c.dirty = true
+		}
+		if p.State() != v8.Pending {
+			continue
+		}
+		if ms < 0 && c.waiting == 0 {
+			return nil, &ScriptError{Message: "the script's promise will never settle: nothing is pending (no fetch, no timer)"}
+		}
+		var tick <-chan time.Time
+		if ms >= 0 {
+			d := time.Duration(ms * float64(time.Millisecond))
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			tick = timer.C
+		}
+		select {
+		case res := <-c.events:
+			c.waiting--
+			if err := r.deliver(c, res); err != nil {
+				return nil, err
+			}
+		case <-tick:
+		case <-c.done:
+			return nil, c.reason
+		}
+	}
+}
+
+// rejection turns a rejected promise's value into a ScriptError.
+func (r *Runtime) rejection(v *v8.Value) error {
+	defer v.Release()
+	e := &ScriptError{Message: v.String()}
+	if obj, err := v.AsObject(); err == nil {
+		if st, err := obj.Get("stack"); err == nil {
+			if st.IsString() {
+				e.Stack = st.String()
+			}
+			st.Release()
+		}
+	}
+	if v.IsNativeError() || v.IsObject() {
+		return e
+	}
+	e.Message = "Uncaught (in promise) " + e.Message
+	return e
+}
+
+// deliver hands a finished fetch to JS.
+func (r *Runtime) deliver(c *call, res fetchResult) error {
+	m := r.vm
+	var args [4]*v8.Value
+	var err error
+	if args[0], err = v8.NewValue(m.iso, int32(res.id)); err != nil {
+		return err
+	}
+	defer args[0].Release()
+	if args[1], err = v8.NewValue(m.iso, string(res.meta)); err != nil {
+		return err
+	}
+	defer args[1].Release()
+	args[2] = m.undef
+	if len(res.body) > 0 {
+		if args[2], err = r.shared(c, res.body); err != nil {
+			return err
+		}
+		defer args[2].Release()
+	}
+	if args[3], err = v8.NewValue(m.iso, res.err); err != nil {
+		return err
+	}
+	defer args[3].Release()
+	v, err := r.run(c, func() (*v8.Value, error) {
+		return m.fn["fetchDone"].Call(m.undef, args[0], args[1], args[2], args[3])
+	})
+	if err != nil {
+		return err
+	}
+	v.Release()
+	return nil
+}
+
+// shared copies b into a new SharedArrayBuffer in the isolate.
+func (r *Runtime) shared(c *call, b []byte) (*v8.Value, error) {
+	m := r.vm
+	n, err := v8.NewValue(m.iso, uint32(len(b)))
+	if err != nil {
+		return nil, err
+	}
+	defer n.Release()
+	sab, err := r.run(c, func() (*v8.Value, error) { return m.fn["alloc"].Call(m.undef, n) })
+	if err != nil {
+		return nil, err
+	}
+	buf, release, err := sab.SharedArrayBufferGetContents()
+	if err != nil {
+		sab.Release()
+		return nil, err
+	}
+	copy(buf, b)
+	release()
+	return sab, nil
+}
+
+// response converts serve's record {meta, body} into a Response.
+func (r *Runtime) response(out *v8.Value) (*Response, error) {
+	obj, err := out.AsObject()
+	if err != nil {
+		return nil, scriptError(err)
+	}
+	metaV, err := obj.Get("meta")
+	if err != nil {
+		return nil, scriptError(err)
+	}
+	var meta struct {
+		Status  int         `json:"status"`
+		Headers [][2]string `json:"headers"`
+	}
+	err = json.Unmarshal([]byte(metaV.String()), &meta)
+	metaV.Release()
+	if err != nil {
+		return nil, fmt.Errorf("serve: decode response: %w", err)
+	}
+	res := &Response{Status: meta.Status, Header: make(http.Header, len(meta.Headers))}
+	for _, h := range meta.Headers {
+		res.Header.Add(h[0], h[1])
+	}
+	bodyV, err := obj.Get("body")
+	if err != nil {
+		return nil, scriptError(err)
+	}
+	defer bodyV.Release()
+	switch {
+	case bodyV.IsString():
+		res.Body = []byte(bodyV.String())
+	case bodyV.IsSharedArrayBuffer():
+		buf, release, err := bodyV.SharedArrayBufferGetContents()
+		if err != nil {
+			return nil, scriptError(err)
+		}
+		res.Body = append([]byte(nil), buf...)
+		release()
+	}
+	if int64(len(res.Body)) > r.cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("serve: response: %w", ErrBodyTooLarge)
+	}
+	return res, nil
+}
+
+// requestMeta is the request as the prelude's serve() reads it.
+func requestMeta(req *http.Request) any {
+	u := *req.URL
+	if !u.IsAbs() {
+		u.Scheme = "http"
+		if req.TLS != nil {
+			u.Scheme = "https"
+		}
+		u.Host = req.Host
+	}
+	headers := make([][2]string, 0, len(req.Header))
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			headers = append(headers, [2]string{k, v})
+		}
+	}
+	if req.Host != "" && req.Header.Get("Host") == "" {
+		headers = append(headers, [2]string{"Host", req.Host})
+	}
+	return struct {
+		Method  string      `json:"method"`
+		URL     string      `json:"url"`
+		Headers [][2]string `json:"headers"`
+	}{req.Method, u.String(), headers}
+}
+
+func readBody(req *http.Request, limit int64) ([]byte, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("serve: read request body: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("serve: request: %w", ErrBodyTooLarge)
+	}
+	return b, nil
+}
