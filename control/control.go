@@ -22,29 +22,38 @@ const (
 
 // Project is a git repository Pier builds and serves.
 type Project struct {
-	ID             string    `json:"id"`
-	Name           string    `json:"name"` // DNS label: the <name>.<base-domain> host
-	RepoURL        string    `json:"repo_url"`
-	Branch         string    `json:"branch"`    // production branch, default "main"
-	Framework      string    `json:"framework"` // "" or "auto": detected at build time
-	InstallCommand string    `json:"install_command"`
-	BuildCommand   string    `json:"build_command"`
-	OutputDir      string    `json:"output_dir"`
-	GitToken       []byte    `json:"-"` // sealed (encrypted) access token, never plaintext
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	ID             string `json:"id"`
+	Name           string `json:"name"` // DNS label: the <name>.<base-domain> host
+	RepoURL        string `json:"repo_url"`
+	Branch         string `json:"branch"`    // production branch, default "main"
+	Framework      string `json:"framework"` // "" or "auto": detected at build time
+	InstallCommand string `json:"install_command"`
+	BuildCommand   string `json:"build_command"`
+	OutputDir      string `json:"output_dir"`
+	GitToken       []byte `json:"-"` // sealed (encrypted) access token, never plaintext
+	// GitHubRepo is the repository's "owner/name" on GitHub, lowercase:
+	// webhooks find the project by it, statuses are reported to it. Empty
+	// when the project is not on GitHub.
+	GitHubRepo string `json:"github_repo,omitempty"`
+	// WebhookSecret is the sealed secret GitHub signs deliveries with.
+	WebhookSecret []byte    `json:"-"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // State is where a deployment is in its life.
 type State string
 
-// Deployment states. queued → building → ready | failed | canceled.
+// Deployment states. queued → building → ready | failed | canceled; a
+// deployment that needs an admin's approval first (a pull request from a
+// fork) starts awaiting_approval, then becomes queued or canceled.
 const (
-	StateQueued   State = "queued"
-	StateBuilding State = "building"
-	StateReady    State = "ready"
-	StateFailed   State = "failed"
-	StateCanceled State = "canceled"
+	StateAwaitingApproval State = "awaiting_approval"
+	StateQueued           State = "queued"
+	StateBuilding         State = "building"
+	StateReady            State = "ready"
+	StateFailed           State = "failed"
+	StateCanceled         State = "canceled"
 )
 
 // Final reports whether no further transition can happen.
@@ -54,11 +63,23 @@ func (s State) Final() bool {
 
 // Deployment is one immutable build of one commit of a project.
 type Deployment struct {
-	ID          string    `json:"id"`
-	ProjectID   string    `json:"project_id"`
-	Ref         string    `json:"ref"`        // what was asked for: a SHA or a branch
-	CommitSHA   string    `json:"commit_sha"` // resolved by the builder when Ref is a branch
-	Environment string    `json:"environment"`
+	ID          string `json:"id"`
+	ProjectID   string `json:"project_id"`
+	Ref         string `json:"ref"`         // what was asked for: a SHA or a branch
+	CommitSHA   string `json:"commit_sha"`  // resolved by the builder when Ref is a branch
+	Environment string `json:"environment"` // Production or Preview
+	// Branch is the git branch the deployment was made from, when known:
+	// environment variables targeted at a branch follow it.
+	Branch string `json:"branch,omitempty"`
+	// Alias is the pointer a preview is promoted to, served at
+	// <alias>.<project>.<base-domain> (a DNS label, never "production" nor
+	// a deployment ID); empty for production and for previews of a bare SHA.
+	Alias string `json:"alias,omitempty"`
+	// Source is what asked for the deployment: SourceAPI, SourceGitHub or
+	// SourceUpload (files sent by a client, no build).
+	Source      string    `json:"source,omitempty"`
+	PullRequest int       `json:"pull_request,omitempty"` // GitHub pull request number
+	Fork        bool      `json:"fork,omitempty"`         // from a fork: no secrets, approval first
 	State       State     `json:"state"`
 	Framework   string    `json:"framework,omitempty"` // detected or configured
 	Error       string    `json:"error,omitempty"`     // user-safe reason for failed
@@ -69,6 +90,72 @@ type Deployment struct {
 	CreatedAt   time.Time `json:"created_at"`
 	StartedAt   time.Time `json:"started_at,omitzero"`
 	FinishedAt  time.Time `json:"finished_at,omitzero"`
+
+	// Env is the deployment's environment, resolved and frozen (sealed
+	// values) when it is created: CreateDeployment stores it in the same
+	// transaction; read it back with Store.DeploymentEnv (GetDeployment
+	// leaves it nil). Changing a project's variables never alters it.
+	Env []DeploymentEnv `json:"-"`
+}
+
+// Preview is the environment of every deployment that is not production.
+const Preview = "preview"
+
+// Deployment sources.
+const (
+	SourceAPI    = "api"
+	SourceGitHub = "github"
+	SourceUpload = "upload"
+)
+
+// EnvScope says where an environment variable is visible.
+type EnvScope string
+
+// Environment variable scopes: the build (install and build commands), the
+// runtime (the deployment's isolates), or both.
+const (
+	EnvBuild   EnvScope = "build"
+	EnvRuntime EnvScope = "runtime"
+	EnvBoth    EnvScope = "both"
+)
+
+// InBuild reports whether the scope reaches the build.
+func (s EnvScope) InBuild() bool { return s == EnvBuild || s == EnvBoth }
+
+// InRuntime reports whether the scope reaches the isolate.
+func (s EnvScope) InRuntime() bool { return s == EnvRuntime || s == EnvBoth }
+
+// TargetBranchPrefix starts a target naming one branch ("branch:feature/x"):
+// the variable applies to previews of that branch.
+const TargetBranchPrefix = "branch:"
+
+// EnvVar is one of a project's environment variables. Its value is stored
+// sealed only; the API never returns it.
+type EnvVar struct {
+	ProjectID string   `json:"project_id"`
+	Name      string   `json:"name"`
+	Sealed    string   `json:"-"` // ciphertext from the secrets port
+	Scope     EnvScope `json:"scope"`
+	// Targets: Production, Preview, or TargetBranchPrefix+branch.
+	Targets   []string  `json:"targets"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// DeploymentEnv is one variable frozen with a deployment.
+type DeploymentEnv struct {
+	Name   string   `json:"name"`
+	Scope  EnvScope `json:"scope"`
+	Sealed string   `json:"-"`
+}
+
+// CommitStatus is a status reported on a commit (GitHub's statuses API).
+type CommitStatus struct {
+	Owner, Repo, SHA string
+	State            string // "pending", "success", "failure" or "error"
+	TargetURL        string
+	Description      string // at most 140 characters
+	Context          string // e.g. "pier/www"
 }
 
 // Token is an API token. Only the SHA-256 hash of the secret is stored.
@@ -113,12 +200,24 @@ type Store interface {
 	// framework, commands, output dir, sealed git token) and sets
 	// UpdatedAt. The name is immutable: it is the project's host name.
 	UpdateProject(ctx context.Context, p *Project) error
-	// DeleteProject removes the project, its deployments, jobs and logs.
+	// DeleteProject removes the project, its deployments, jobs and logs,
+	// its environment variables and its webhook deliveries.
 	DeleteProject(ctx context.Context, id string) error
+	// ProjectsByGitHubRepo lists the projects tracking a GitHub repository
+	// ("owner/name", matched case-insensitively), ordered by name.
+	ProjectsByGitHubRepo(ctx context.Context, repo string) ([]*Project, error)
 
-	// CreateDeployment inserts d (state queued) and enqueues its build job
-	// in one transaction.
+	// CreateDeployment inserts d with its frozen environment (d.Env) in
+	// one transaction: in state queued with its build job enqueued, or,
+	// when d.State is StateAwaitingApproval, in that state with no job.
 	CreateDeployment(ctx context.Context, d *Deployment) error
+	// ApproveDeployment moves a deployment awaiting approval to queued and
+	// enqueues its build job, atomically. A deployment in any other state
+	// wraps ErrConflict.
+	ApproveDeployment(ctx context.Context, id string) error
+	// DeploymentEnv returns the environment frozen with a deployment,
+	// ordered by name.
+	DeploymentEnv(ctx context.Context, deploymentID string) ([]DeploymentEnv, error)
 	GetDeployment(ctx context.Context, id string) (*Deployment, error)
 	// ListDeployments lists a project's deployments, newest first.
 	ListDeployments(ctx context.Context, projectID string, limit int) ([]*Deployment, error)
@@ -142,6 +241,23 @@ type Store interface {
 	AppendLog(ctx context.Context, deploymentID string, chunk []byte) error
 	// Log returns the build log from byte offset on.
 	Log(ctx context.Context, deploymentID string, offset int64) ([]byte, error)
+
+	// PutEnvVar creates or replaces the project's variable v.Name (value,
+	// scope, targets). CreatedAt is kept from the first write; UpdatedAt is
+	// v.UpdatedAt when set (a rewrap), else now. Both are written back.
+	PutEnvVar(ctx context.Context, v *EnvVar) error
+	// ListEnvVars lists a project's variables (sealed values included),
+	// ordered by name.
+	ListEnvVars(ctx context.Context, projectID string) ([]*EnvVar, error)
+	// DeleteEnvVar removes a variable; an unknown one wraps ErrNotFound.
+	DeleteEnvVar(ctx context.Context, projectID, name string) error
+
+	// RecordDelivery remembers a webhook delivery for a project; one seen
+	// before wraps ErrConflict (GitHub redelivers: act once).
+	RecordDelivery(ctx context.Context, projectID, deliveryID, event string) error
+	// ForgetDelivery removes a recorded delivery (it could not be acted
+	// on, so a redelivery should be).
+	ForgetDelivery(ctx context.Context, projectID, deliveryID string) error
 
 	CreateToken(ctx context.Context, t *Token) error
 	// TokenByHash finds a token by the hex sha256 of its secret.

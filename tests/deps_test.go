@@ -57,6 +57,7 @@ func TestImportRules(t *testing.T) {
 		"github.com/tommie/v8go":          {"edge/isolate"},
 		"rogchap.com/v8go":                {"edge/isolate"},
 		"github.com/evanw/esbuild":        {"edge/isolate"},
+		"github.com/google/go-github":     {"control/github"},
 	}
 	composition := func(p string) bool { return p == "control/cmd/pier" || under(p, "tests") }
 

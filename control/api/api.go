@@ -2,8 +2,12 @@
 // JSON DTOs (kept apart from the domain types), bearer-token
 // authentication, and the one place where an error becomes an HTTP status.
 //
-// It imports control and control/deploy, and is the only importer of gin.
-// control/controld serves it.
+// GitHub webhooks (POST /v1/webhooks/github) are the one /v1 route
+// without a bearer token: a delivery is authenticated by its HMAC-SHA256
+// signature with the project's webhook secret (control/github).
+//
+// It imports control, control/deploy and control/github, and is the only
+// importer of gin. control/controld serves it.
 package api
 
 import (
@@ -75,6 +79,8 @@ func New(cfg Config, deps Deps) *Server {
 		writeError(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
 	})
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	// Authenticated by the delivery's signature, not by a bearer token.
+	e.POST("/v1/webhooks/github", s.handle(s.githubWebhook))
 
 	v1 := e.Group("/v1", s.authenticate)
 	read := v1.Group("")
@@ -84,6 +90,14 @@ func New(cfg Config, deps Deps) *Server {
 	write.POST("/projects", s.handle(s.createProject))
 	read.GET("/projects/:project", s.handle(s.getProject))
 	write.DELETE("/projects/:project", s.handle(s.deleteProject))
+	write.POST("/projects/:project/webhook-secret", s.handle(s.rotateWebhookSecret))
+
+	read.GET("/projects/:project/env", s.handle(s.listEnv))
+	write.PUT("/projects/:project/env/:name", s.handle(s.setEnv))
+	write.DELETE("/projects/:project/env/:name", s.handle(s.deleteEnv))
+
+	write.POST("/projects/:project/uploads", s.handle(s.checkUpload))
+	write.PUT("/projects/:project/uploads/:sha256", s.handle(s.putBlob))
 
 	read.GET("/projects/:project/deployments", s.handle(s.listDeployments))
 	write.POST("/projects/:project/deployments", s.handle(s.createDeployment))
@@ -93,6 +107,7 @@ func New(cfg Config, deps Deps) *Server {
 	read.GET("/deployments/:deployment/logs", s.logs)
 	write.POST("/deployments/:deployment/promote", s.handle(s.promote))
 	write.POST("/deployments/:deployment/cancel", s.handle(s.cancel))
+	write.POST("/deployments/:deployment/approve", s.handle(s.approve))
 
 	write.POST("/admin/secrets/rewrap", s.handle(s.rewrapSecrets))
 
@@ -177,6 +192,10 @@ func (s *Server) statusOf(c *gin.Context, err error) (int, string, string) {
 		return http.StatusBadRequest, "invalid", ve.Error()
 	case errors.Is(err, errBadJSON):
 		return http.StatusBadRequest, "bad_request", err.Error()
+	case errors.Is(err, errBadSignature):
+		return http.StatusUnauthorized, "unauthorized", "the webhook signature (X-Hub-Signature-256) is missing or does not match any project's secret"
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge, "too_large", err.Error()
 	case errors.Is(err, control.ErrNotFound):
 		return http.StatusNotFound, "not_found", userText(err)
 	case errors.Is(err, control.ErrConflict):

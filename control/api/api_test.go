@@ -15,6 +15,7 @@ import (
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/secrets/localkeyring"
 	"github.com/pierhq/pier/control/store/sqlitestore"
+	"github.com/pierhq/pier/edge/blob/dirblob"
 	"github.com/pierhq/pier/jobs"
 )
 
@@ -28,6 +29,7 @@ func (nopRouter) Promote(_ context.Context, _, _, _, id string) (*deploy.Cutover
 }
 func (nopRouter) Active(context.Context, string, string) (string, error) { return "", nil }
 func (nopRouter) Forget(context.Context, string) error                   { return nil }
+func (nopRouter) Retire(context.Context, string, string) error           { return nil }
 
 type nopDispatcher struct{}
 
@@ -50,7 +52,12 @@ func newServer(t *testing.T) *server {
 	}
 	t.Cleanup(func() { store.Close() })
 	keys, _ := localkeyring.Open(filepath.Join(dir, "keyring"))
-	svc := deploy.New(deploy.DefaultConfig(), deploy.Deps{Store: store, Dispatcher: nopDispatcher{}, Router: nopRouter{}, Sealer: keys})
+	blobs, err := dirblob.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := deploy.New(deploy.DefaultConfig(), deploy.Deps{Store: store, Dispatcher: nopDispatcher{}, Router: nopRouter{},
+		Sealer: keys, Blobs: blobs})
 	h := api.New(api.Config{BaseDomain: "pier.test", EdgeScheme: "https"}, api.Deps{Deploy: svc, Tokens: store})
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)

@@ -19,15 +19,19 @@ import (
 
 // Project is the API form of a project.
 type Project struct {
-	ID               string    `json:"id"`
-	Name             string    `json:"name"`
-	RepoURL          string    `json:"repo_url"`
-	Branch           string    `json:"branch"`
-	Framework        string    `json:"framework"`
-	InstallCommand   string    `json:"install_command,omitempty"`
-	BuildCommand     string    `json:"build_command,omitempty"`
-	OutputDir        string    `json:"output_dir,omitempty"`
-	HasGitToken      bool      `json:"has_git_token"`
+	ID             string `json:"id"`
+	Name           string `json:"name"`
+	RepoURL        string `json:"repo_url"`
+	Branch         string `json:"branch"`
+	Framework      string `json:"framework"`
+	InstallCommand string `json:"install_command,omitempty"`
+	BuildCommand   string `json:"build_command,omitempty"`
+	OutputDir      string `json:"output_dir,omitempty"`
+	HasGitToken    bool   `json:"has_git_token"`
+	GitHubRepo     string `json:"github_repo,omitempty"`
+	// WebhookSecret is shown once: in the answer to the project's creation
+	// (and to a rotation).
+	WebhookSecret    string    `json:"webhook_secret,omitempty"`
 	URL              string    `json:"url"`
 	ActiveDeployment string    `json:"active_deployment_id,omitempty"`
 	CreatedAt        time.Time `json:"created_at"`
@@ -40,6 +44,11 @@ type Deployment struct {
 	Ref         string        `json:"ref"`
 	CommitSHA   string        `json:"commit_sha,omitempty"`
 	Environment string        `json:"environment"`
+	Branch      string        `json:"branch,omitempty"`
+	Alias       string        `json:"alias,omitempty"`
+	Source      string        `json:"source,omitempty"`
+	PullRequest int           `json:"pull_request,omitempty"`
+	Fork        bool          `json:"fork,omitempty"`
 	State       control.State `json:"state"`
 	Framework   string        `json:"framework,omitempty"`
 	Error       string        `json:"error,omitempty"`
@@ -47,6 +56,7 @@ type Deployment struct {
 	Bytes       int64         `json:"bytes,omitempty"`
 	Attempts    int           `json:"attempts"`
 	URL         string        `json:"url,omitempty"`
+	PreviewURL  string        `json:"preview_url,omitempty"` // the preview's stable URL, for its branch
 	Live        bool          `json:"live"`
 	CreatedAt   time.Time     `json:"created_at"`
 	StartedAt   *time.Time    `json:"started_at,omitempty"`
@@ -64,7 +74,7 @@ func (s *Server) project(p *control.Project, active string) Project {
 	return Project{
 		ID: p.ID, Name: p.Name, RepoURL: p.RepoURL, Branch: p.Branch, Framework: p.Framework,
 		InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand, OutputDir: p.OutputDir,
-		HasGitToken: len(p.GitToken) > 0, URL: s.url(p.Name + "." + s.cfg.BaseDomain),
+		HasGitToken: len(p.GitToken) > 0, GitHubRepo: p.GitHubRepo, URL: s.url(p.Name + "." + s.cfg.BaseDomain),
 		ActiveDeployment: active, CreatedAt: p.CreatedAt,
 	}
 }
@@ -72,11 +82,15 @@ func (s *Server) project(p *control.Project, active string) Project {
 func (s *Server) deployment(d *control.Deployment, projectName, active string) Deployment {
 	out := Deployment{
 		ID: d.ID, ProjectID: d.ProjectID, Ref: d.Ref, CommitSHA: d.CommitSHA, Environment: d.Environment,
+		Branch: d.Branch, Alias: d.Alias, Source: d.Source, PullRequest: d.PullRequest, Fork: d.Fork,
 		State: d.State, Framework: d.Framework, Error: d.Error, Files: d.Files, Bytes: d.Bytes,
 		Attempts: d.Attempts, Live: d.ID == active, CreatedAt: d.CreatedAt,
 	}
 	if d.State == control.StateReady && projectName != "" {
 		out.URL = s.url(d.ID + "." + projectName + "." + s.cfg.BaseDomain)
+	}
+	if d.Alias != "" && projectName != "" {
+		out.PreviewURL = s.url(d.Alias + "." + projectName + "." + s.cfg.BaseDomain)
 	}
 	if !d.StartedAt.IsZero() {
 		t := d.StartedAt
@@ -90,8 +104,10 @@ func (s *Server) deployment(d *control.Deployment, projectName, active string) D
 }
 
 // bind decodes a JSON body strictly; an empty body is an empty object.
-func bind(c *gin.Context, v any) error {
-	dec := json.NewDecoder(io.LimitReader(c.Request.Body, 1<<20))
+func bind(c *gin.Context, v any) error { return bindLimit(c, v, 1<<20) }
+
+func bindLimit(c *gin.Context, v any, limit int64) error {
+	dec := json.NewDecoder(io.LimitReader(c.Request.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: %s", errBadJSON, err.Error())
@@ -108,6 +124,7 @@ type createProjectRequest struct {
 	BuildCommand   string `json:"build_command"`
 	OutputDir      string `json:"output_dir"`
 	GitToken       string `json:"git_token"`
+	GitHubRepo     string `json:"github_repo"`
 }
 
 func (s *Server) createProject(c *gin.Context) (int, any, error) {
@@ -119,7 +136,23 @@ func (s *Server) createProject(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, s.project(p, ""), nil
+	out := s.project(p, "")
+	if len(p.WebhookSecret) > 0 { // shown this once
+		secret, err := s.deps.Deploy.WebhookSecret(c.Request.Context(), p)
+		if err != nil {
+			return 0, nil, err
+		}
+		out.WebhookSecret = string(secret)
+	}
+	return http.StatusCreated, out, nil
+}
+
+func (s *Server) rotateWebhookSecret(c *gin.Context) (int, any, error) {
+	secret, err := s.deps.Deploy.RotateWebhookSecret(c.Request.Context(), c.Param("project"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, gin.H{"webhook_secret": secret, "note": "set it in the repository's webhook now: it is shown only once"}, nil
 }
 
 func (s *Server) listProjects(c *gin.Context) (int, any, error) {
@@ -160,18 +193,33 @@ func (s *Server) deleteProject(c *gin.Context) (int, any, error) {
 type createDeploymentRequest struct {
 	Ref         string `json:"ref"`
 	Environment string `json:"environment"`
+	Branch      string `json:"branch"`
+	// Files deploys uploaded files instead of building the repository:
+	// path → {sha256, size}, every blob sent first (see uploads).
+	Files map[string]deploy.UploadFile `json:"files"`
+	SPA   bool                         `json:"spa"`
 }
 
 func (s *Server) createDeployment(c *gin.Context) (int, any, error) {
 	var req createDeploymentRequest
-	if err := bind(c, &req); err != nil {
+	if err := bindLimit(c, &req, 16<<20); err != nil {
 		return 0, nil, err
 	}
 	p, err := s.deps.Deploy.Project(c.Request.Context(), c.Param("project"))
 	if err != nil {
 		return 0, nil, err
 	}
-	d, err := s.deps.Deploy.CreateDeployment(c.Request.Context(), p.ID, deploy.DeployInput(req))
+	var d *control.Deployment
+	if req.Files != nil {
+		if req.Ref != "" {
+			return 0, nil, control.Invalid("ref", "must be empty for a deployment of uploaded files")
+		}
+		d, err = s.deps.Deploy.CreateUpload(c.Request.Context(), p.ID, deploy.UploadInput{
+			Files: req.Files, Environment: req.Environment, Branch: req.Branch, SPA: req.SPA})
+	} else {
+		d, err = s.deps.Deploy.CreateDeployment(c.Request.Context(), p.ID, deploy.DeployInput{
+			Ref: req.Ref, Environment: req.Environment, Branch: req.Branch})
+	}
 	if err != nil {
 		return 0, nil, err
 	}

@@ -65,6 +65,9 @@ type Control struct {
 	// drained out of the pool and the cutover proceeds without it. Off by
 	// default: the cutover fails and the old deployment stays live.
 	DrainUnready bool `hcl:"drain_unready,optional"`
+	// GitHubAPIURL is where commit statuses go; default api.github.com
+	// (set it for GitHub Enterprise).
+	GitHubAPIURL string `hcl:"github_api_url,optional"`
 }
 
 // Edge is the edge role.
@@ -164,6 +167,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 	}
 	str(&c.Control.Listen, "PIER_CONTROL_LISTEN")
 	str(&c.Control.BaseDomain, "PIER_BASE_DOMAIN")
+	str(&c.Control.GitHubAPIURL, "PIER_GITHUB_API_URL")
 	if c.Edge == nil {
 		c.Edge = &Edge{}
 	}

@@ -1,10 +1,14 @@
 // Package deploy owns the deployment workflow: projects, deployments,
 // the build queue worker (claim → dispatch → record), promotion and
-// rollback.
+// rollback, preview deployments (per branch and pull request, retired when
+// the pull request closes), environment variables (sealed, scoped to the
+// build or the runtime, frozen per deployment), build-less deployments of
+// uploaded files, and commit statuses reported back to GitHub.
 //
-// It declares the ports it calls (Dispatcher, Router, Sealer) and imports
-// only control and jobs; the adapters reach it through main. It is
-// imported by control/api and control/controld.
+// It declares the ports it calls (Dispatcher, Router, Sealer, Blobs,
+// StatusReporter) and imports only control, jobs and edge; the adapters
+// reach it through main. It is imported by control/api and
+// control/controld.
 package deploy
 
 import (
@@ -74,8 +78,29 @@ type Sealer interface {
 	Rewrap(ctx context.Context, ciphertext string) (string, error)
 }
 
+// Retirer is implemented by Routers that can remove one environment's
+// pointer, so <env>.<project>.<base-domain> stops serving (a closed pull
+// request's preview). Without it, RetirePreview fails.
+type Retirer interface {
+	Retire(ctx context.Context, projectID, env string) error
+}
+
+// StatusReporter reports a deployment's state on its commit (GitHub's
+// commit statuses), with the project's git token. control/github's Client
+// implements it.
+type StatusReporter interface {
+	CreateStatus(ctx context.Context, token string, st control.CommitStatus) error
+}
+
 // Config tunes the service.
 type Config struct {
+	// BaseDomain, EdgeScheme and EdgePort make the URLs reported to GitHub
+	// (<deployment-id>.<project>.<BaseDomain>); defaults "localhost",
+	// "http", and the scheme's default port.
+	BaseDomain string
+	EdgeScheme string
+	EdgePort   string
+
 	BuildTimeout time.Duration // install + build; default 15m
 	Workers      int           // concurrent builds; default 1
 	// PollInterval is how often an idle worker looks at the queue; default 500ms.
@@ -95,12 +120,19 @@ func DefaultConfig() Config {
 	return Config{BuildTimeout: 15 * time.Minute, Workers: 1, PollInterval: 500 * time.Millisecond, MaxAttempts: 2}
 }
 
-// Deps are the ports the service calls; all are required.
+// Deps are the ports the service calls. Store, Dispatcher, Router and
+// Sealer are required.
 type Deps struct {
 	Store      control.Store
 	Dispatcher Dispatcher
 	Router     Router
 	Sealer     Sealer
+	// Blobs is the object store: uploads, and the sealed runtime
+	// environment published for the edges. Optional: without it uploads
+	// are refused and the runtime environment stays in the store only.
+	Blobs Blobs
+	// Status reports deployments on their GitHub commits. Optional.
+	Status StatusReporter
 }
 
 // Service is the deployment workflow.
@@ -141,6 +173,12 @@ func New(cfg Config, deps Deps) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.BaseDomain == "" {
+		cfg.BaseDomain = "localhost"
+	}
+	if cfg.EdgeScheme == "" {
+		cfg.EdgeScheme = "http"
+	}
 	return &Service{
 		cfg:     cfg,
 		deps:    deps,
@@ -166,6 +204,9 @@ type ProjectInput struct {
 	BuildCommand   string
 	OutputDir      string
 	GitToken       string // plaintext; sealed before it is stored
+	// GitHubRepo is "owner/name" on GitHub; default: from a github.com
+	// RepoURL. Webhooks find the project by it.
+	GitHubRepo string
 }
 
 // Frameworks the builder knows; "" and "auto" mean detect.
@@ -207,7 +248,33 @@ func (s *Service) validateProject(in *ProjectInput) error {
 			return control.Invalid(field, "is too long or contains NUL")
 		}
 	}
+	if in.GitHubRepo == "" {
+		in.GitHubRepo = repoFromURL(in.RepoURL)
+	}
+	if in.GitHubRepo != "" && !githubRepoRE.MatchString(in.GitHubRepo) {
+		return control.Invalid("github_repo", "must look like owner/name")
+	}
+	in.GitHubRepo = strings.ToLower(in.GitHubRepo)
 	return nil
+}
+
+var githubRepoRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$`)
+
+// repoFromURL is "owner/name" of a github.com repository URL, else "".
+func repoFromURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Hostname(), "github.com") {
+		return ""
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(parts) != 2 {
+		return ""
+	}
+	repo := parts[0] + "/" + strings.TrimSuffix(parts[1], ".git")
+	if !githubRepoRE.MatchString(repo) {
+		return ""
+	}
+	return strings.ToLower(repo)
 }
 
 func (s *Service) validateRepoURL(raw string) error {
@@ -236,7 +303,8 @@ func validBranch(b string) bool {
 		!strings.HasPrefix(b, "/") && !strings.HasSuffix(b, "/") && !strings.HasSuffix(b, ".lock")
 }
 
-// CreateProject validates in and stores a new project.
+// CreateProject validates in and stores a new project. A project on
+// GitHub gets a webhook secret (read it once with WebhookSecret).
 func (s *Service) CreateProject(ctx context.Context, in ProjectInput) (*control.Project, error) {
 	if err := s.validateProject(&in); err != nil {
 		return nil, err
@@ -251,8 +319,17 @@ func (s *Service) CreateProject(ctx context.Context, in ProjectInput) (*control.
 		InstallCommand: in.InstallCommand,
 		BuildCommand:   in.BuildCommand,
 		OutputDir:      in.OutputDir,
+		GitHubRepo:     in.GitHubRepo,
 		CreatedAt:      now,
 		UpdatedAt:      now,
+	}
+	if p.GitHubRepo != "" {
+		// Other projects get one on demand (RotateWebhookSecret).
+		hook, err := s.sealNewWebhookSecret(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p.WebhookSecret = hook
 	}
 	if in.GitToken != "" {
 		sealed, err := s.deps.Sealer.Seal(ctx, []byte(in.GitToken))
@@ -310,32 +387,70 @@ func (s *Service) DeleteProject(ctx context.Context, idOrName string) error {
 	return nil
 }
 
-// RewrapSecrets re-encrypts every stored secret under the newest key
-// version, after a key rotation (Vault: transit/keys/<key>/rotate; local:
-// the keyring's Rotate). It returns how many values it rewrote; values
-// already under the newest version are left as they are.
+// RewrapSecrets re-encrypts every stored secret (git tokens, webhook
+// secrets, environment variable values) under the newest key version,
+// after a key rotation (Vault: transit/keys/<key>/rotate; local: the
+// keyring's Rotate). It returns how many values it rewrote; values already
+// under the newest version are left as they are. The environments frozen
+// with existing deployments keep their ciphertexts: they stay readable as
+// long as the old key versions are (Vault's min_decryption_version).
 func (s *Service) RewrapSecrets(ctx context.Context) (int, error) {
 	ps, err := s.deps.Store.ListProjects(ctx)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, p := range ps {
-		if len(p.GitToken) == 0 {
-			continue
+	// rewrap returns the new ciphertext, or "" when it is already current.
+	rewrap := func(sealed string) (string, error) {
+		if sealed == "" {
+			return "", nil
 		}
-		wrapped, err := s.deps.Sealer.Rewrap(ctx, string(p.GitToken))
+		wrapped, err := s.deps.Sealer.Rewrap(ctx, sealed)
+		if err != nil || keyVersion(wrapped) == keyVersion(sealed) {
+			return "", err
+		}
+		return wrapped, nil
+	}
+	for _, p := range ps {
+		token, err := rewrap(string(p.GitToken))
 		if err != nil {
 			return n, fmt.Errorf("rewrap the git token of %s: %w", p.Name, err)
 		}
-		if keyVersion(wrapped) == keyVersion(string(p.GitToken)) {
-			continue // already under the newest key: keep the stored value
+		hook, err := rewrap(string(p.WebhookSecret))
+		if err != nil {
+			return n, fmt.Errorf("rewrap the webhook secret of %s: %w", p.Name, err)
 		}
-		p.GitToken = []byte(wrapped)
-		if err := s.deps.Store.UpdateProject(ctx, p); err != nil {
-			return n, fmt.Errorf("rewrap the git token of %s: %w", p.Name, err)
+		if token != "" || hook != "" {
+			if token != "" {
+				p.GitToken = []byte(token)
+				n++
+			}
+			if hook != "" {
+				p.WebhookSecret = []byte(hook)
+				n++
+			}
+			if err := s.deps.Store.UpdateProject(ctx, p); err != nil {
+				return n, fmt.Errorf("rewrap the secrets of %s: %w", p.Name, err)
+			}
 		}
-		n++
+		vars, err := s.deps.Store.ListEnvVars(ctx, p.ID)
+		if err != nil {
+			return n, err
+		}
+		for _, v := range vars {
+			sealed, err := rewrap(v.Sealed)
+			if err != nil {
+				return n, fmt.Errorf("rewrap variable %s of %s: %w", v.Name, p.Name, err)
+			}
+			if sealed == "" {
+				continue
+			}
+			v.Sealed = sealed // UpdatedAt kept: the value did not change
+			if err := s.deps.Store.PutEnvVar(ctx, v); err != nil {
+				return n, fmt.Errorf("rewrap variable %s of %s: %w", v.Name, p.Name, err)
+			}
+			n++
+		}
 	}
 	s.log.Info("secrets rewrapped", "values", n)
 	return n, nil
@@ -360,10 +475,15 @@ func (s *Service) Active(ctx context.Context, projectID string) (string, error) 
 type DeployInput struct {
 	Ref         string // commit SHA or branch; default: the project's branch
 	Environment string // "production" (default) or "preview"
+	// Branch names the branch of a SHA Ref (a preview then gets the
+	// branch's URL and variables); a branch Ref is its own branch.
+	Branch string
 }
 
 // CreateDeployment queues a build of ref. Production deployments go live
-// when their build succeeds; previews only get their own URL.
+// when their build succeeds; previews of a branch go live at the branch's
+// URL, <branch-slug>.<project>.<base-domain>; every deployment is also
+// served at <deployment-id>.<project>.<base-domain> once ready.
 func (s *Service) CreateDeployment(ctx context.Context, projectID string, in DeployInput) (*control.Deployment, error) {
 	p, err := s.deps.Store.GetProject(ctx, projectID)
 	if err != nil {
@@ -375,26 +495,66 @@ func (s *Service) CreateDeployment(ctx context.Context, projectID string, in Dep
 	if !shaRE.MatchString(in.Ref) && !validBranch(in.Ref) {
 		return nil, control.Invalid("ref", "must be a commit SHA or a branch name")
 	}
+	if in.Branch != "" && !validBranch(in.Branch) {
+		return nil, control.Invalid("branch", "is not a valid branch name")
+	}
 	switch in.Environment {
 	case "":
 		in.Environment = control.Production
-	case control.Production, "preview":
+	case control.Production, control.Preview:
 	default:
 		return nil, control.Invalid("environment", "must be production or preview")
 	}
+	if in.Branch == "" && !shaRE.MatchString(in.Ref) {
+		in.Branch = in.Ref
+	}
 	d := &control.Deployment{
-		ID:          control.NewID("dpl"),
-		ProjectID:   p.ID,
 		Ref:         in.Ref,
 		Environment: in.Environment,
-		State:       control.StateQueued,
-		CreatedAt:   time.Now().UTC(),
+		Branch:      in.Branch,
+		Source:      control.SourceAPI,
+	}
+	if in.Environment == control.Preview && in.Branch != "" {
+		d.Alias = PreviewAlias(in.Branch)
+	}
+	return s.create(ctx, p, d)
+}
+
+// create resolves and freezes d's environment, stores it (queued, or
+// awaiting approval) and reports it on its commit.
+func (s *Service) create(ctx context.Context, p *control.Project, d *control.Deployment) (*control.Deployment, error) {
+	if d.ID == "" {
+		d.ID = control.NewID("dpl")
+	}
+	d.ProjectID = p.ID
+	d.CreatedAt = time.Now().UTC()
+	if d.State != control.StateAwaitingApproval {
+		d.State = control.StateQueued
+	}
+	if !d.Fork { // pull requests from forks get no secrets
+		env, err := s.resolveEnv(ctx, p.ID, d.Environment, d.Branch)
+		if err != nil {
+			return nil, err
+		}
+		d.Env = env
+	}
+	// Reported before the job is visible to a worker, so GitHub never gets
+	// "queued" after "building".
+	if d.State == control.StateAwaitingApproval {
+		s.report(ctx, p, d, "pending", "Waiting for a project admin to approve the build (pull request from a fork)")
+	} else {
+		s.report(ctx, p, d, "pending", "Queued")
 	}
 	if err := s.deps.Store.CreateDeployment(ctx, d); err != nil {
+		s.report(ctx, p, d, "error", "The deployment could not be created")
 		return nil, fmt.Errorf("create deployment: %w", err)
 	}
-	s.log.Info("deployment queued", "project", p.ID, "deployment", d.ID, "ref", d.Ref)
-	s.Kick()
+	s.log.Info("deployment created", "project", p.ID, "deployment", d.ID, "ref", d.Ref,
+		"environment", d.Environment, "alias", d.Alias, "state", d.State, "variables", len(d.Env))
+	d.Env = nil
+	if d.State == control.StateQueued {
+		s.Kick()
+	}
 	return d, nil
 }
 
@@ -437,6 +597,9 @@ func (s *Service) Cancel(ctx context.Context, deploymentID string) (*control.Dep
 	d.FinishedAt = time.Now().UTC()
 	if err := s.deps.Store.UpdateDeployment(ctx, d); err != nil {
 		return nil, err
+	}
+	if p, err := s.deps.Store.GetProject(ctx, d.ProjectID); err == nil {
+		s.report(ctx, p, d, "error", "Canceled")
 	}
 	return d, nil
 }

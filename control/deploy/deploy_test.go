@@ -15,6 +15,7 @@ import (
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/secrets/localkeyring"
 	"github.com/pierhq/pier/control/store/sqlitestore"
+	"github.com/pierhq/pier/edge/blob/dirblob"
 	"github.com/pierhq/pier/edge/coord"
 	"github.com/pierhq/pier/edge/coord/raftkv"
 	"github.com/pierhq/pier/jobs"
@@ -49,7 +50,15 @@ func ok(req jobs.BuildRequest, log io.Writer) (*jobs.BuildResult, error) {
 
 // router adapts coord to deploy.Router as main does (a copy of the
 // composition root's few lines, since tests cannot import package main).
-type router struct{ c *coord.Coordinator }
+type router struct {
+	c  *coord.Coordinator
+	kv coord.KV
+}
+
+// Retire is main's: delete the environment's pointer key.
+func (r router) Retire(ctx context.Context, pid, env string) error {
+	return r.kv.Delete(ctx, "pier/projects/"+pid+"/"+env)
+}
 
 func (r router) Announce(ctx context.Context, pid, pname, did string) error {
 	return r.c.Announce(ctx, coord.Announcement{DeploymentID: did, ProjectID: pid, ProjectName: pname})
@@ -80,9 +89,16 @@ type env struct {
 	store control.Store
 	disp  *scripted
 	coord *coord.Coordinator
+	blobs *dirblob.Store
 }
 
 func newEnv(t *testing.T, fn func(jobs.BuildRequest, io.Writer) (*jobs.BuildResult, error)) *env {
+	return newEnvWith(t, fn, nil)
+}
+
+// newEnvWith builds the service on real adapters; deps fills in the
+// optional ports (Status).
+func newEnvWith(t *testing.T, fn func(jobs.BuildRequest, io.Writer) (*jobs.BuildResult, error), deps func(*deploy.Deps)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -102,11 +118,20 @@ func newEnv(t *testing.T, fn func(jobs.BuildRequest, io.Writer) (*jobs.BuildResu
 		t.Fatal(err)
 	}
 	c := coord.New(coord.Config{ReadyTimeout: 5 * time.Second}, kv)
+	blobs, err := dirblob.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	d := &scripted{fn: fn}
 	cfg := deploy.DefaultConfig()
 	cfg.PollInterval = 20 * time.Millisecond
-	svc := deploy.New(cfg, deploy.Deps{Store: store, Dispatcher: d, Router: router{c}, Sealer: keys})
-	return &env{keys: keys, svc: svc, store: store, disp: d, coord: c}
+	cfg.BaseDomain, cfg.EdgeScheme = "pier.test", "https"
+	dd := deploy.Deps{Store: store, Dispatcher: d, Router: router{c, kv}, Sealer: keys, Blobs: blobs}
+	if deps != nil {
+		deps(&dd)
+	}
+	svc := deploy.New(cfg, dd)
+	return &env{keys: keys, svc: svc, store: store, disp: d, coord: c, blobs: blobs}
 }
 
 func (e *env) run(t *testing.T) {
@@ -130,6 +155,18 @@ func (e *env) wait(t *testing.T, id string) *control.Deployment {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("deployment %s still %s", id, d.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitFor polls cond (a liveness bound, not a timing assertion).
+func (e *env) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -359,15 +396,31 @@ func TestRewrapAfterRotation(t *testing.T) {
 	ctx := context.Background()
 	p := project(t, e, "site")
 	project(t, e, "other")
+	if _, err := e.svc.SetEnv(ctx, p.ID, deploy.EnvInput{Name: "API_KEY", Value: "k1"}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.store.ListEnvVars(ctx, p.ID)
 	if !strings.HasPrefix(string(p.GitToken), "pier:v1:") {
 		t.Fatalf("sealed as %q", p.GitToken)
+	}
+	hooked, err := e.svc.CreateProject(ctx, deploy.ProjectInput{Name: "gh", RepoURL: "https://github.com/acme/gh.git"})
+	if err != nil || len(hooked.WebhookSecret) == 0 || len(p.WebhookSecret) != 0 {
+		t.Fatalf("webhook secrets: on GitHub %q (%v), elsewhere %q", hooked.WebhookSecret, err, p.WebhookSecret)
 	}
 	if err := e.keys.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Two git tokens, one webhook secret, one variable.
 	n, err := e.svc.RewrapSecrets(ctx)
-	if err != nil || n != 2 {
-		t.Fatalf("RewrapSecrets = %d, %v; want 2", n, err)
+	if err != nil || n != 4 {
+		t.Fatalf("RewrapSecrets = %d, %v; want 4", n, err)
+	}
+	after, _ := e.store.ListEnvVars(ctx, p.ID)
+	if !strings.HasPrefix(after[0].Sealed, "pier:v2:") || !after[0].UpdatedAt.Equal(before[0].UpdatedAt) {
+		t.Errorf("variable after rewrap: %q updated %v; want pier:v2: and updated_at kept (%v)", after[0].Sealed, after[0].UpdatedAt, before[0].UpdatedAt)
+	}
+	if got, _ := e.svc.Project(ctx, hooked.ID); !strings.HasPrefix(string(got.WebhookSecret), "pier:v2:") {
+		t.Errorf("webhook secret after rewrap: %q, want pier:v2:", got.WebhookSecret)
 	}
 	got, _ := e.svc.Project(ctx, p.ID)
 	if !strings.HasPrefix(string(got.GitToken), "pier:v2:") {

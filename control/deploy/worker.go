@@ -105,6 +105,18 @@ func (s *Service) process(ctx context.Context, job *control.BuildJob) {
 	}
 	logw := &storeLog{ctx: ctx, store: s.deps.Store, id: d.ID}
 
+	if d.Source == control.SourceUpload {
+		// Uploaded files: control wrote the manifest, nothing to build.
+		d.State, d.StartedAt, d.Attempts = control.StateBuilding, time.Now().UTC(), job.Attempt
+		if err := s.deps.Store.UpdateDeployment(ctx, d); err != nil {
+			log.Error("mark building", "err", err)
+		}
+		fmt.Fprintf(logw, "==> pier: deploying %d uploaded files of %s (no build)\n", d.Files, p.Name)
+		s.finish(ctx, job, d, &jobs.BuildResult{DeploymentID: d.ID, Framework: d.Framework,
+			ManifestKey: d.ManifestKey, Files: d.Files, Bytes: d.Bytes})
+		return
+	}
+
 	req := jobs.BuildRequest{
 		DeploymentID:   d.ID,
 		ProjectID:      p.ID,
@@ -128,6 +140,15 @@ func (s *Service) process(ctx context.Context, job *control.BuildJob) {
 		}
 		req.GitToken = string(tok)
 	}
+	// Build-scoped variables, unsealed only now; runtime-scoped ones never
+	// reach the build.
+	env, err := s.buildEnv(ctx, d.ID)
+	if err != nil {
+		log.Error("unseal build environment", "err", err)
+		s.finish(ctx, job, d, &jobs.BuildResult{Error: "the environment variables could not be decrypted"})
+		return
+	}
+	req.Env = env
 
 	d.State = control.StateBuilding
 	d.StartedAt = time.Now().UTC()
@@ -135,8 +156,9 @@ func (s *Service) process(ctx context.Context, job *control.BuildJob) {
 	if err := s.deps.Store.UpdateDeployment(ctx, d); err != nil {
 		log.Error("mark building", "err", err)
 	}
-	log.Info("build started", "project", p.ID, "ref", d.Ref)
+	log.Info("build started", "project", p.ID, "ref", d.Ref, "build_variables", len(env))
 	fmt.Fprintf(logw, "==> pier: building %s of %s (attempt %d)\n", d.Ref, p.Name, job.Attempt)
+	s.report(ctx, p, d, "pending", "Building")
 
 	bctx, cancel := context.WithTimeout(ctx, s.cfg.BuildTimeout+2*time.Minute)
 	s.mu.Lock()
@@ -161,6 +183,7 @@ func (s *Service) process(ctx context.Context, job *control.BuildJob) {
 			log.Error("mark canceled", "err", err)
 		}
 		_ = s.deps.Store.CompleteBuild(ctx, job.ID)
+		s.report(ctx, p, d, "error", "Canceled")
 		return
 	case err != nil:
 		log.Warn("build dispatch failed", "err", err)
@@ -199,11 +222,21 @@ func (s *Service) retryOrFail(ctx context.Context, job *control.BuildJob, reason
 	return nil
 }
 
-// finish records a build result; a successful production build is
-// announced to the edges and promoted.
+// finish records a build result; a successful build is announced to the
+// edges and promoted: production to the production pointer, a preview to
+// its alias.
 func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.Deployment, res *jobs.BuildResult) {
 	log := s.log.With("deployment", d.ID)
 	logw := &storeLog{ctx: ctx, store: s.deps.Store, id: d.ID}
+	if res.OK() {
+		// The edges must find the sealed runtime environment with the
+		// manifest, so it is published before the deployment is ready.
+		if err := s.publishRuntimeEnv(ctx, d.ID); err != nil {
+			log.Error("publish runtime environment", "err", err)
+			res = &jobs.BuildResult{CommitSHA: res.CommitSHA, Framework: res.Framework,
+				Error: "the runtime environment could not be published"}
+		}
+	}
 	d.FinishedAt = time.Now().UTC()
 	d.CommitSHA = res.CommitSHA
 	d.Framework = res.Framework
@@ -223,33 +256,49 @@ func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.
 	if err := s.deps.Store.CompleteBuild(ctx, job.ID); err != nil {
 		log.Error("complete build job", "err", err)
 	}
+	p, err := s.deps.Store.GetProject(ctx, d.ProjectID)
+	if err != nil {
+		log.Error("project vanished", "err", err)
+		return
+	}
 	if !res.OK() {
 		fmt.Fprintf(logw, "==> pier: build failed: %s\n", res.Error)
 		log.Info("build failed", "reason", res.Error)
+		s.report(ctx, p, d, "failure", "Build failed: "+res.Error)
 		return
 	}
 	fmt.Fprintf(logw, "==> pier: build ready in %s: %d files, %d bytes (%d new blobs)\n",
 		res.Duration.Round(time.Millisecond), res.Files, res.Bytes, res.Uploaded)
 	log.Info("build ready", "files", res.Files, "took", res.Duration)
 
-	p, err := s.deps.Store.GetProject(ctx, d.ProjectID)
-	if err != nil {
-		log.Error("project vanished", "err", err)
-		return
-	}
 	if err := s.deps.Router.Announce(ctx, p.ID, p.Name, d.ID); err != nil {
 		log.Warn("announce deployment", "err", err)
 	}
+	env := control.Production
 	if d.Environment != control.Production {
+		env = d.Alias
+	}
+	if env == "" { // a preview of a bare commit: its own URL only
+		s.report(ctx, p, d, "success", "Preview ready")
 		return
 	}
-	c, err := s.deps.Router.Promote(ctx, p.ID, p.Name, control.Production, d.ID)
+	c, err := s.deps.Router.Promote(ctx, p.ID, p.Name, env, d.ID)
 	if err != nil {
 		fmt.Fprintf(logw, "==> pier: not promoted, the previous deployment stays live: %v\n", err)
-		log.Warn("promote after build", "err", err)
+		log.Warn("promote after build", "environment", env, "err", err)
+		s.report(ctx, p, d, "error", "Built, but not live: the edges did not confirm it")
 		return
 	}
-	fmt.Fprintf(logw, "==> pier: live on %d edge(s) in %s\n", len(c.Edges), c.Total.Round(time.Millisecond))
+	live := s.URL(p.Name)
+	if env != control.Production {
+		live = s.URL(env, p.Name)
+	}
+	fmt.Fprintf(logw, "==> pier: live at %s on %d edge(s) in %s\n", live, len(c.Edges), c.Total.Round(time.Millisecond))
+	if env == control.Production {
+		s.report(ctx, p, d, "success", "Deployed to production")
+	} else {
+		s.report(ctx, p, d, "success", "Preview ready at "+live)
+	}
 }
 
 // storeLog appends build output to the store as it arrives.

@@ -179,6 +179,19 @@ func (c *Coordinator) DeleteProject(ctx context.Context, projectID string) error
 	return nil
 }
 
+// DeletePointer removes one environment's pointer (a retired preview), so
+// edges stop routing <environment>.<project>. A missing pointer is not an
+// error. It takes no lock: a cutover racing it loses its check-and-set.
+func (c *Coordinator) DeletePointer(ctx context.Context, projectID, env string) error {
+	if err := checkIDs("project id", projectID, "environment", env); err != nil {
+		return err
+	}
+	if err := c.kv.Delete(ctx, pointerKey(projectID, env)); err != nil {
+		return fmt.Errorf("delete pointer %s/%s: %w", projectID, env, err)
+	}
+	return nil
+}
+
 // MarkReady records that the edge holds the whole deployment.
 func (c *Coordinator) MarkReady(ctx context.Context, deploymentID, edgeID string) error {
 	if err := checkIDs("deployment id", deploymentID, "edge id", edgeID); err != nil {

@@ -24,7 +24,19 @@ type router struct {
 	drain        bool
 }
 
-var _ deploy.Router = router{}
+var (
+	_ deploy.Router  = router{}
+	_ deploy.Retirer = router{}
+)
+
+// Retire removes one environment's pointer (a closed pull request's
+// preview), so edges stop routing <env>.<project>.
+func (r router) Retire(ctx context.Context, projectID, env string) error {
+	if env == control.Production {
+		return fmt.Errorf("retire %s: production is never retired", projectID)
+	}
+	return r.c.DeletePointer(ctx, projectID, env)
+}
 
 func (r router) Announce(ctx context.Context, projectID, projectName, deploymentID string) error {
 	return r.c.Announce(ctx, coord.Announcement{DeploymentID: deploymentID, ProjectID: projectID, ProjectName: projectName})

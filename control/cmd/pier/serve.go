@@ -18,6 +18,7 @@ import (
 	"github.com/pierhq/pier/control/config"
 	"github.com/pierhq/pier/control/controld"
 	"github.com/pierhq/pier/control/deploy"
+	"github.com/pierhq/pier/control/github"
 	"github.com/pierhq/pier/edge/coord"
 	"github.com/pierhq/pier/edge/edged"
 )
@@ -124,11 +125,27 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 
 	var apiURL, token string
 	if rt.RunControl {
+		edgePort := rt.Control.EdgePort
+		if edgePort == "" && len(edges) > 0 && rt.Control.EdgeScheme == "http" {
+			_, edgePort, _ = net.SplitHostPort(edges[0].Addr())
+			if edgePort == "80" {
+				edgePort = ""
+			}
+		}
 		dcfg := deploy.DefaultConfig()
 		dcfg.BuildTimeout = rt.BuildTimeout
 		dcfg.Workers = rt.Control.Workers
 		dcfg.Logger = logger
-		svc := deploy.New(dcfg, deploy.Deps{Store: b.store, Dispatcher: b.dispatcher, Router: router{c: coordinator, readyTimeout: rt.ReadyTimeout, drain: rt.Control.DrainUnready}, Sealer: b.sealer})
+		dcfg.BaseDomain, dcfg.EdgeScheme, dcfg.EdgePort = rt.Control.BaseDomain, rt.Control.EdgeScheme, edgePort
+		// Commit statuses on GitHub (control.github_api_url: GitHub
+		// Enterprise, or a test server).
+		gh, err := github.New(github.Config{BaseURL: rt.Control.GitHubAPIURL, Logger: logger})
+		if err != nil {
+			return err
+		}
+		svc := deploy.New(dcfg, deploy.Deps{Store: b.store, Dispatcher: b.dispatcher,
+			Router: router{c: coordinator, readyTimeout: rt.ReadyTimeout, drain: rt.Control.DrainUnready},
+			Sealer: b.sealer, Blobs: b.blobs, Status: gh})
 		if opts.dev {
 			// One process: no other worker can hold a claim.
 			if err := svc.RecoverOnStart(ctx); err != nil {
@@ -139,13 +156,6 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			}
 		} else if err := bootstrapToken(ctx, b.store, rt.BootstrapToken, logger); err != nil {
 			return err
-		}
-		edgePort := rt.Control.EdgePort
-		if edgePort == "" && len(edges) > 0 && rt.Control.EdgeScheme == "http" {
-			_, edgePort, _ = net.SplitHostPort(edges[0].Addr())
-			if edgePort == "80" {
-				edgePort = ""
-			}
 		}
 		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort, Logger: logger},
 			api.Deps{Deploy: svc, Tokens: b.store})

@@ -21,9 +21,11 @@ package pgstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -82,7 +84,8 @@ func (s *Store) Close() error {
 
 // ---- projects ----
 
-const projectCols = `id, name, repo_url, branch, framework, install_command, build_command, output_dir, git_token, created_at, updated_at`
+const projectCols = `id, name, repo_url, branch, framework, install_command, build_command, output_dir, git_token,
+	github_repo, webhook_secret, created_at, updated_at`
 
 func (s *Store) CreateProject(ctx context.Context, p *control.Project) error {
 	c := *p
@@ -94,9 +97,10 @@ func (s *Store) CreateProject(ctx context.Context, p *control.Project) error {
 		c.UpdatedAt = c.CreatedAt
 	}
 	c.UpdatedAt = norm(c.UpdatedAt)
-	_, err := s.pool.Exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	c.GitHubRepo = strings.ToLower(c.GitHubRepo)
+	_, err := s.pool.Exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		c.ID, c.Name, c.RepoURL, c.Branch, c.Framework, c.InstallCommand, c.BuildCommand, c.OutputDir,
-		c.GitToken, c.CreatedAt, c.UpdatedAt)
+		c.GitToken, c.GitHubRepo, c.WebhookSecret, c.CreatedAt, c.UpdatedAt)
 	if err != nil {
 		if pgCode(err) == uniqueViolation {
 			return fmt.Errorf("project %q already exists: %w", c.Name, control.ErrConflict)
@@ -109,16 +113,19 @@ func (s *Store) CreateProject(ctx context.Context, p *control.Project) error {
 
 func (s *Store) UpdateProject(ctx context.Context, p *control.Project) error {
 	updated := norm(time.Now())
+	repo := strings.ToLower(p.GitHubRepo)
 	tag, err := s.pool.Exec(ctx, `UPDATE projects SET repo_url = $1, branch = $2, framework = $3, install_command = $4,
-		build_command = $5, output_dir = $6, git_token = $7, updated_at = $8 WHERE id = $9`,
-		p.RepoURL, p.Branch, p.Framework, p.InstallCommand, p.BuildCommand, p.OutputDir, p.GitToken, updated, p.ID)
+		build_command = $5, output_dir = $6, git_token = $7, github_repo = $8, webhook_secret = $9, updated_at = $10
+		WHERE id = $11`,
+		p.RepoURL, p.Branch, p.Framework, p.InstallCommand, p.BuildCommand, p.OutputDir, p.GitToken, repo,
+		p.WebhookSecret, updated, p.ID)
 	if err != nil {
 		return fmt.Errorf("update project: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("project %q: %w", p.ID, control.ErrNotFound)
 	}
-	p.UpdatedAt = updated
+	p.UpdatedAt, p.GitHubRepo = updated, repo
 	return nil
 }
 
@@ -161,10 +168,27 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 	return nil
 }
 
+// ProjectsByGitHubRepo lists the projects tracking repo, by name.
+func (s *Store) ProjectsByGitHubRepo(ctx context.Context, repo string) ([]*control.Project, error) {
+	if repo == "" {
+		return []*control.Project{}, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+projectCols+` FROM projects WHERE github_repo = $1 ORDER BY name`,
+		strings.ToLower(repo))
+	if err != nil {
+		return nil, fmt.Errorf("projects by repository: %w", err)
+	}
+	out, err := collect(rows, scanProject)
+	if err != nil {
+		return nil, fmt.Errorf("projects by repository: %w", err)
+	}
+	return out, nil
+}
+
 func scanProject(row pgx.Row) (*control.Project, error) {
 	var p control.Project
 	err := row.Scan(&p.ID, &p.Name, &p.RepoURL, &p.Branch, &p.Framework, &p.InstallCommand, &p.BuildCommand,
-		&p.OutputDir, &p.GitToken, &p.CreatedAt, &p.UpdatedAt)
+		&p.OutputDir, &p.GitToken, &p.GitHubRepo, &p.WebhookSecret, &p.CreatedAt, &p.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -175,25 +199,37 @@ func scanProject(row pgx.Row) (*control.Project, error) {
 // ---- deployments ----
 
 const deploymentCols = `id, project_id, ref, commit_sha, environment, state, framework, error, manifest_key,
-	files, bytes, attempts, created_at, started_at, finished_at`
+	files, bytes, attempts, created_at, started_at, finished_at, branch, alias, source, pull_request, fork`
 
-// CreateDeployment inserts d in state queued (whatever d.State was) and
-// enqueues its build job, in one transaction. An empty d.ID is filled in.
+// CreateDeployment inserts d with its frozen environment, in state queued
+// with its build job (or awaiting approval without one), in one
+// transaction. An empty d.ID is filled in.
 func (s *Store) CreateDeployment(ctx context.Context, d *control.Deployment) error {
 	c := *d
 	if c.ID == "" {
 		c.ID = control.NewID("dpl")
 	}
-	c.State = control.StateQueued
+	if c.State != control.StateAwaitingApproval {
+		c.State = control.StateQueued
+	}
 	c.CreatedAt = normOrNow(c.CreatedAt)
 	c.StartedAt, c.FinishedAt = norm(c.StartedAt), norm(c.FinishedAt)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO deployments (`+deploymentCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 			c.ID, c.ProjectID, c.Ref, c.CommitSHA, c.Environment, string(c.State), c.Framework, c.Error,
 			c.ManifestKey, c.Files, c.Bytes, c.Attempts, c.CreatedAt,
-			nullTime(c.StartedAt), nullTime(c.FinishedAt)); err != nil {
+			nullTime(c.StartedAt), nullTime(c.FinishedAt), c.Branch, c.Alias, c.Source, c.PullRequest, c.Fork); err != nil {
 			return err
+		}
+		for _, e := range c.Env {
+			if _, err := tx.Exec(ctx, `INSERT INTO deployment_env (deployment_id, name, scope, value) VALUES ($1, $2, $3, $4)`,
+				c.ID, e.Name, string(e.Scope), e.Sealed); err != nil {
+				return err
+			}
+		}
+		if c.State != control.StateQueued {
+			return nil
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO build_jobs (deployment_id) VALUES ($1)`, c.ID)
 		return err
@@ -261,12 +297,69 @@ func (s *Store) UpdateDeployment(ctx context.Context, d *control.Deployment) err
 	return nil
 }
 
+// ApproveDeployment queues a deployment awaiting approval: state and job
+// in one transaction, the row locked against a concurrent approval.
+func (s *Store) ApproveDeployment(ctx context.Context, id string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var state string
+		err := tx.QueryRow(ctx, `SELECT state FROM deployments WHERE id = $1 FOR UPDATE`, id).Scan(&state)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("deployment %q: %w", id, control.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("approve deployment: %w", err)
+		}
+		if control.State(state) != control.StateAwaitingApproval {
+			return fmt.Errorf("deployment %s is %s, not awaiting approval: %w", id, state, control.ErrConflict)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE deployments SET state = $1 WHERE id = $2`, string(control.StateQueued), id); err != nil {
+			return fmt.Errorf("approve deployment: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO build_jobs (deployment_id) VALUES ($1)`, id); err != nil {
+			return fmt.Errorf("approve deployment: %w", err)
+		}
+		return nil
+	})
+}
+
+// DeploymentEnv returns the deployment's frozen environment by name. An
+// unknown deployment wraps ErrNotFound.
+func (s *Store) DeploymentEnv(ctx context.Context, deploymentID string) ([]control.DeploymentEnv, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, scope, value FROM deployment_env WHERE deployment_id = $1 ORDER BY name`, deploymentID)
+	if err != nil {
+		return nil, fmt.Errorf("deployment env: %w", err)
+	}
+	envs, err := collect(rows, func(row pgx.Row) (*control.DeploymentEnv, error) {
+		var e control.DeploymentEnv
+		return &e, row.Scan(&e.Name, &e.Scope, &e.Sealed)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deployment env: %w", err)
+	}
+	out := make([]control.DeploymentEnv, 0, len(envs))
+	for _, e := range envs {
+		out = append(out, *e)
+	}
+	if len(out) == 0 {
+		var one int
+		err := s.pool.QueryRow(ctx, `SELECT 1 FROM deployments WHERE id = $1`, deploymentID).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("deployment %q: %w", deploymentID, control.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("deployment env: %w", err)
+		}
+	}
+	return out, nil
+}
+
 func scanDeployment(row pgx.Row) (*control.Deployment, error) {
 	var d control.Deployment
 	var state string
 	var started, finished *time.Time
 	err := row.Scan(&d.ID, &d.ProjectID, &d.Ref, &d.CommitSHA, &d.Environment, &state, &d.Framework, &d.Error,
-		&d.ManifestKey, &d.Files, &d.Bytes, &d.Attempts, &d.CreatedAt, &started, &finished)
+		&d.ManifestKey, &d.Files, &d.Bytes, &d.Attempts, &d.CreatedAt, &started, &finished,
+		&d.Branch, &d.Alias, &d.Source, &d.PullRequest, &d.Fork)
 	if err != nil {
 		return nil, err
 	}
@@ -461,6 +554,97 @@ func (s *Store) Log(ctx context.Context, deploymentID string, offset int64) ([]b
 	return out, nil
 }
 
+// ---- environment variables ----
+
+// PutEnvVar upserts the variable (project, name).
+func (s *Store) PutEnvVar(ctx context.Context, v *control.EnvVar) error {
+	targets, err := json.Marshal(nonNil(v.Targets))
+	if err != nil {
+		return fmt.Errorf("put env var: %w", err)
+	}
+	updated := normOrNow(v.UpdatedAt)
+	var created time.Time
+	err = s.pool.QueryRow(ctx, `INSERT INTO env_vars (project_id, name, value, scope, targets, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $6)
+		ON CONFLICT (project_id, name) DO UPDATE SET value = excluded.value, scope = excluded.scope,
+			targets = excluded.targets, updated_at = excluded.updated_at
+		RETURNING created_at`,
+		v.ProjectID, v.Name, v.Sealed, string(v.Scope), string(targets), updated).Scan(&created)
+	if pgCode(err) == foreignKeyViolation {
+		return fmt.Errorf("project %q: %w", v.ProjectID, control.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("put env var: %w", err)
+	}
+	v.CreatedAt, v.UpdatedAt, v.Targets = created.UTC(), updated, nonNil(v.Targets)
+	return nil
+}
+
+// ListEnvVars lists a project's variables by name.
+func (s *Store) ListEnvVars(ctx context.Context, projectID string) ([]*control.EnvVar, error) {
+	rows, err := s.pool.Query(ctx, `SELECT project_id, name, value, scope, targets, created_at, updated_at
+		FROM env_vars WHERE project_id = $1 ORDER BY name`, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("list env vars: %w", err)
+	}
+	out, err := collect(rows, func(row pgx.Row) (*control.EnvVar, error) {
+		var v control.EnvVar
+		var targets string
+		if err := row.Scan(&v.ProjectID, &v.Name, &v.Sealed, &v.Scope, &targets, &v.CreatedAt, &v.UpdatedAt); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(targets), &v.Targets); err != nil {
+			return nil, fmt.Errorf("targets of %s: %w", v.Name, err)
+		}
+		v.Targets = nonNil(v.Targets)
+		v.CreatedAt, v.UpdatedAt = v.CreatedAt.UTC(), v.UpdatedAt.UTC()
+		return &v, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list env vars: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteEnvVar removes a variable.
+func (s *Store) DeleteEnvVar(ctx context.Context, projectID, name string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM env_vars WHERE project_id = $1 AND name = $2`, projectID, name)
+	if err != nil {
+		return fmt.Errorf("delete env var: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("variable %q: %w", name, control.ErrNotFound)
+	}
+	return nil
+}
+
+// ---- webhook deliveries ----
+
+// RecordDelivery inserts (project, delivery); a repeat wraps ErrConflict.
+func (s *Store) RecordDelivery(ctx context.Context, projectID, deliveryID, event string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO webhook_deliveries (project_id, delivery_id, event) VALUES ($1, $2, $3)`,
+		projectID, deliveryID, event)
+	switch {
+	case err == nil:
+		return nil
+	case pgCode(err) == uniqueViolation:
+		return fmt.Errorf("delivery %q was already received: %w", deliveryID, control.ErrConflict)
+	case pgCode(err) == foreignKeyViolation:
+		return fmt.Errorf("project %q: %w", projectID, control.ErrNotFound)
+	default:
+		return fmt.Errorf("record delivery: %w", err)
+	}
+}
+
+// ForgetDelivery removes a recorded delivery; a missing one is not an error.
+func (s *Store) ForgetDelivery(ctx context.Context, projectID, deliveryID string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM webhook_deliveries WHERE project_id = $1 AND delivery_id = $2`,
+		projectID, deliveryID); err != nil {
+		return fmt.Errorf("forget delivery: %w", err)
+	}
+	return nil
+}
+
 // ---- tokens ----
 
 func (s *Store) CreateToken(ctx context.Context, t *control.Token) error {
@@ -544,6 +728,13 @@ func norm(t time.Time) time.Time {
 		return time.Time{}
 	}
 	return t.UTC().Truncate(time.Microsecond)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func normOrNow(t time.Time) time.Time {

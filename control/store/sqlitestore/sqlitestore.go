@@ -21,6 +21,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -109,7 +110,8 @@ func (s *Store) Close() error {
 
 // ---- projects ----
 
-const projectCols = `id, name, repo_url, branch, framework, install_command, build_command, output_dir, git_token, created_at, updated_at`
+const projectCols = `id, name, repo_url, branch, framework, install_command, build_command, output_dir, git_token,
+	github_repo, webhook_secret, created_at, updated_at`
 
 func (s *Store) CreateProject(ctx context.Context, p *control.Project) error {
 	c := *p
@@ -121,9 +123,10 @@ func (s *Store) CreateProject(ctx context.Context, p *control.Project) error {
 		c.UpdatedAt = c.CreatedAt
 	}
 	c.UpdatedAt = norm(c.UpdatedAt)
-	_, err := s.w.ExecContext(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	c.GitHubRepo = strings.ToLower(c.GitHubRepo)
+	_, err := s.w.ExecContext(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.RepoURL, c.Branch, c.Framework, c.InstallCommand, c.BuildCommand, c.OutputDir,
-		c.GitToken, formatTime(c.CreatedAt), formatTime(c.UpdatedAt))
+		c.GitToken, c.GitHubRepo, c.WebhookSecret, formatTime(c.CreatedAt), formatTime(c.UpdatedAt))
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("project %q already exists: %w", c.Name, control.ErrConflict)
@@ -136,10 +139,11 @@ func (s *Store) CreateProject(ctx context.Context, p *control.Project) error {
 
 func (s *Store) UpdateProject(ctx context.Context, p *control.Project) error {
 	updated := norm(time.Now())
+	repo := strings.ToLower(p.GitHubRepo)
 	res, err := s.w.ExecContext(ctx, `UPDATE projects SET repo_url = ?, branch = ?, framework = ?, install_command = ?,
-		build_command = ?, output_dir = ?, git_token = ?, updated_at = ? WHERE id = ?`,
+		build_command = ?, output_dir = ?, git_token = ?, github_repo = ?, webhook_secret = ?, updated_at = ? WHERE id = ?`,
 		p.RepoURL, p.Branch, p.Framework, p.InstallCommand, p.BuildCommand, p.OutputDir, p.GitToken,
-		formatTime(updated), p.ID)
+		repo, p.WebhookSecret, formatTime(updated), p.ID)
 	if err != nil {
 		return fmt.Errorf("update project: %w", err)
 	}
@@ -148,7 +152,7 @@ func (s *Store) UpdateProject(ctx context.Context, p *control.Project) error {
 	} else if n == 0 {
 		return fmt.Errorf("project %q: %w", p.ID, control.ErrNotFound)
 	}
-	p.UpdatedAt = updated
+	p.UpdatedAt, p.GitHubRepo = updated, repo
 	return nil
 }
 
@@ -201,10 +205,35 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 	return nil
 }
 
+// ProjectsByGitHubRepo lists the projects tracking repo, by name.
+func (s *Store) ProjectsByGitHubRepo(ctx context.Context, repo string) ([]*control.Project, error) {
+	out := []*control.Project{}
+	if repo == "" {
+		return out, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+projectCols+` FROM projects WHERE github_repo = ? ORDER BY name`,
+		strings.ToLower(repo))
+	if err != nil {
+		return nil, fmt.Errorf("projects by repository: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := scanProject(rows)
+		if err != nil {
+			return nil, fmt.Errorf("projects by repository: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("projects by repository: %w", err)
+	}
+	return out, nil
+}
+
 func scanProject(sc scanner) (*control.Project, error) {
 	var p control.Project
 	err := sc.Scan(&p.ID, &p.Name, &p.RepoURL, &p.Branch, &p.Framework, &p.InstallCommand, &p.BuildCommand,
-		&p.OutputDir, &p.GitToken, timeCol{&p.CreatedAt}, timeCol{&p.UpdatedAt})
+		&p.OutputDir, &p.GitToken, &p.GitHubRepo, &p.WebhookSecret, timeCol{&p.CreatedAt}, timeCol{&p.UpdatedAt})
 	if err != nil {
 		return nil, err
 	}
@@ -214,25 +243,37 @@ func scanProject(sc scanner) (*control.Project, error) {
 // ---- deployments ----
 
 const deploymentCols = `id, project_id, ref, commit_sha, environment, state, framework, error, manifest_key,
-	files, bytes, attempts, created_at, started_at, finished_at`
+	files, bytes, attempts, created_at, started_at, finished_at, branch, alias, source, pull_request, fork`
 
-// CreateDeployment inserts d in state queued (whatever d.State was) and
-// enqueues its build job, in one transaction. An empty d.ID is filled in.
+// CreateDeployment inserts d with its frozen environment, in state queued
+// with its build job (or awaiting approval without one), in one
+// transaction. An empty d.ID is filled in.
 func (s *Store) CreateDeployment(ctx context.Context, d *control.Deployment) error {
 	c := *d
 	if c.ID == "" {
 		c.ID = control.NewID("dpl")
 	}
-	c.State = control.StateQueued
+	if c.State != control.StateAwaitingApproval {
+		c.State = control.StateQueued
+	}
 	c.CreatedAt = normOrNow(c.CreatedAt)
 	c.StartedAt, c.FinishedAt = norm(c.StartedAt), norm(c.FinishedAt)
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO deployments (`+deploymentCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.ProjectID, c.Ref, c.CommitSHA, c.Environment, string(c.State), c.Framework, c.Error,
 			c.ManifestKey, c.Files, c.Bytes, c.Attempts, formatTime(c.CreatedAt),
-			nullTime(c.StartedAt), nullTime(c.FinishedAt)); err != nil {
+			nullTime(c.StartedAt), nullTime(c.FinishedAt), c.Branch, c.Alias, c.Source, c.PullRequest, c.Fork); err != nil {
 			return err
+		}
+		for _, e := range c.Env {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO deployment_env (deployment_id, name, scope, value) VALUES (?, ?, ?, ?)`,
+				c.ID, e.Name, string(e.Scope), e.Sealed); err != nil {
+				return err
+			}
+		}
+		if c.State != control.StateQueued {
+			return nil
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO build_jobs (deployment_id) VALUES (?)`, c.ID)
 		return err
@@ -309,12 +350,65 @@ func (s *Store) UpdateDeployment(ctx context.Context, d *control.Deployment) err
 	return nil
 }
 
+// ApproveDeployment queues a deployment awaiting approval: state and job
+// in one transaction.
+func (s *Store) ApproveDeployment(ctx context.Context, id string) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) error {
+		var state string
+		err := tx.QueryRowContext(ctx, `SELECT state FROM deployments WHERE id = ?`, id).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("deployment %q: %w", id, control.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("approve deployment: %w", err)
+		}
+		if control.State(state) != control.StateAwaitingApproval {
+			return fmt.Errorf("deployment %s is %s, not awaiting approval: %w", id, state, control.ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deployments SET state = ? WHERE id = ?`, string(control.StateQueued), id); err != nil {
+			return fmt.Errorf("approve deployment: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO build_jobs (deployment_id) VALUES (?)`, id); err != nil {
+			return fmt.Errorf("approve deployment: %w", err)
+		}
+		return nil
+	})
+}
+
+// DeploymentEnv returns the deployment's frozen environment by name. An
+// unknown deployment wraps ErrNotFound.
+func (s *Store) DeploymentEnv(ctx context.Context, deploymentID string) ([]control.DeploymentEnv, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT name, scope, value FROM deployment_env WHERE deployment_id = ? ORDER BY name`, deploymentID)
+	if err != nil {
+		return nil, fmt.Errorf("deployment env: %w", err)
+	}
+	defer rows.Close()
+	out := []control.DeploymentEnv{}
+	for rows.Next() {
+		var e control.DeploymentEnv
+		if err := rows.Scan(&e.Name, &e.Scope, &e.Sealed); err != nil {
+			return nil, fmt.Errorf("deployment env: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("deployment env: %w", err)
+	}
+	if len(out) == 0 {
+		if err := s.deploymentExists(ctx, deploymentID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 func scanDeployment(sc scanner) (*control.Deployment, error) {
 	var d control.Deployment
 	var state string
 	err := sc.Scan(&d.ID, &d.ProjectID, &d.Ref, &d.CommitSHA, &d.Environment, &state, &d.Framework, &d.Error,
 		&d.ManifestKey, &d.Files, &d.Bytes, &d.Attempts,
-		timeCol{&d.CreatedAt}, timeCol{&d.StartedAt}, timeCol{&d.FinishedAt})
+		timeCol{&d.CreatedAt}, timeCol{&d.StartedAt}, timeCol{&d.FinishedAt},
+		&d.Branch, &d.Alias, &d.Source, &d.PullRequest, &d.Fork)
 	if err != nil {
 		return nil, err
 	}
@@ -500,6 +594,105 @@ func (s *Store) deploymentExists(ctx context.Context, id string) error {
 	return nil
 }
 
+// ---- environment variables ----
+
+// PutEnvVar upserts the variable (project, name).
+func (s *Store) PutEnvVar(ctx context.Context, v *control.EnvVar) error {
+	targets, err := json.Marshal(nonNil(v.Targets))
+	if err != nil {
+		return fmt.Errorf("put env var: %w", err)
+	}
+	updated := normOrNow(v.UpdatedAt)
+	var created string
+	err = s.w.QueryRowContext(ctx, `INSERT INTO env_vars (project_id, name, value, scope, targets, created_at, updated_at)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+		ON CONFLICT (project_id, name) DO UPDATE SET value = excluded.value, scope = excluded.scope,
+			targets = excluded.targets, updated_at = excluded.updated_at
+		RETURNING created_at`,
+		v.ProjectID, v.Name, v.Sealed, string(v.Scope), string(targets), formatTime(updated)).Scan(&created)
+	if isForeignKey(err) {
+		return fmt.Errorf("project %q: %w", v.ProjectID, control.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("put env var: %w", err)
+	}
+	var createdAt time.Time
+	if err := (timeCol{&createdAt}).Scan(created); err != nil {
+		return fmt.Errorf("put env var: %w", err)
+	}
+	v.CreatedAt, v.UpdatedAt, v.Targets = createdAt, updated, nonNil(v.Targets)
+	return nil
+}
+
+// ListEnvVars lists a project's variables by name.
+func (s *Store) ListEnvVars(ctx context.Context, projectID string) ([]*control.EnvVar, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT project_id, name, value, scope, targets, created_at, updated_at
+		FROM env_vars WHERE project_id = ? ORDER BY name`, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("list env vars: %w", err)
+	}
+	defer rows.Close()
+	out := []*control.EnvVar{}
+	for rows.Next() {
+		var v control.EnvVar
+		var targets string
+		if err := rows.Scan(&v.ProjectID, &v.Name, &v.Sealed, &v.Scope, &targets,
+			timeCol{&v.CreatedAt}, timeCol{&v.UpdatedAt}); err != nil {
+			return nil, fmt.Errorf("list env vars: %w", err)
+		}
+		if err := json.Unmarshal([]byte(targets), &v.Targets); err != nil {
+			return nil, fmt.Errorf("list env vars: targets of %s: %w", v.Name, err)
+		}
+		v.Targets = nonNil(v.Targets)
+		out = append(out, &v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list env vars: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteEnvVar removes a variable.
+func (s *Store) DeleteEnvVar(ctx context.Context, projectID, name string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM env_vars WHERE project_id = ? AND name = ?`, projectID, name)
+	if err != nil {
+		return fmt.Errorf("delete env var: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("delete env var: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("variable %q: %w", name, control.ErrNotFound)
+	}
+	return nil
+}
+
+// ---- webhook deliveries ----
+
+// RecordDelivery inserts (project, delivery); a repeat wraps ErrConflict.
+func (s *Store) RecordDelivery(ctx context.Context, projectID, deliveryID, event string) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO webhook_deliveries (project_id, delivery_id, event, received_at)
+		VALUES (?, ?, ?, ?)`, projectID, deliveryID, event, formatTime(time.Now()))
+	switch {
+	case err == nil:
+		return nil
+	case isUnique(err):
+		return fmt.Errorf("delivery %q was already received: %w", deliveryID, control.ErrConflict)
+	case isForeignKey(err):
+		return fmt.Errorf("project %q: %w", projectID, control.ErrNotFound)
+	default:
+		return fmt.Errorf("record delivery: %w", err)
+	}
+}
+
+// ForgetDelivery removes a recorded delivery; a missing one is not an error.
+func (s *Store) ForgetDelivery(ctx context.Context, projectID, deliveryID string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE project_id = ? AND delivery_id = ?`,
+		projectID, deliveryID); err != nil {
+		return fmt.Errorf("forget delivery: %w", err)
+	}
+	return nil
+}
+
 // ---- tokens ----
 
 func (s *Store) CreateToken(ctx context.Context, t *control.Token) error {
@@ -597,6 +790,13 @@ func norm(t time.Time) time.Time {
 		return time.Time{}
 	}
 	return t.UTC().Truncate(time.Microsecond)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func normOrNow(t time.Time) time.Time {

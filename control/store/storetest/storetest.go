@@ -22,6 +22,17 @@
 //     both wrap ErrNotFound for an unknown deployment.
 //   - ClaimedBuilds(before) lists claims strictly before the given time,
 //     oldest claim first.
+//   - A project's GitHubRepo is stored lowercase and matched
+//     case-insensitively; ProjectsByGitHubRepo("") is empty.
+//   - CreateDeployment stores d.Env (frozen, read back by DeploymentEnv,
+//     by name) and the preview fields; StateAwaitingApproval is kept and
+//     enqueues nothing until ApproveDeployment, which wraps ErrConflict for
+//     any other state.
+//   - PutEnvVar upserts by (project, name), keeps CreatedAt, and takes
+//     UpdatedAt from the argument when set; targets read back as written
+//     (never nil). Variables of one project never show in another's list.
+//   - RecordDelivery wraps ErrConflict for a (project, delivery) seen
+//     before; ForgetDelivery lets it be recorded again.
 //
 // It is a test-support package: it imports control and go-cmp, and only
 // _test files import it.
@@ -33,6 +44,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,6 +62,11 @@ func Run(t *testing.T, open func(t *testing.T) control.Store) {
 	t.Run("Queue", func(t *testing.T) { testQueue(t, open) })
 	t.Run("Logs", func(t *testing.T) { testLogs(t, open) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open) })
+	t.Run("GitHub", func(t *testing.T) { testGitHub(t, open) })
+	t.Run("EnvVars", func(t *testing.T) { testEnvVars(t, open) })
+	t.Run("DeploymentEnv", func(t *testing.T) { testDeploymentEnv(t, open) })
+	t.Run("Approval", func(t *testing.T) { testApproval(t, open) })
+	t.Run("Deliveries", func(t *testing.T) { testDeliveries(t, open) })
 }
 
 // base is a fixed instant with sub-microsecond digits, in a non-UTC zone,
@@ -752,6 +769,223 @@ func testTokens(t *testing.T, open func(t *testing.T) control.Store) {
 			t.Errorf("unknown hash: got %v, want ErrNotFound", err)
 		}
 	})
+}
+
+func testGitHub(t *testing.T, open func(t *testing.T) control.Store) {
+	s := open(t)
+	ctx := t.Context()
+	a := &control.Project{Name: "www", GitHubRepo: "Acme/WWW", WebhookSecret: []byte("vault:v1:hook")}
+	b := &control.Project{Name: "docs", GitHubRepo: "acme/www"} // a monorepo: two projects, one repository
+	c := mustProject(t, s, "other")
+	for _, p := range []*control.Project{a, b} {
+		if err := s.CreateProject(ctx, p); err != nil {
+			t.Fatalf("CreateProject: %v", err)
+		}
+	}
+	if a.GitHubRepo != "acme/www" {
+		t.Errorf("GitHubRepo = %q, want it lowercased", a.GitHubRepo)
+	}
+	got, err := s.ProjectsByGitHubRepo(ctx, "ACME/www")
+	if err != nil {
+		t.Fatalf("ProjectsByGitHubRepo: %v", err)
+	}
+	if diff := cmp.Diff([]*control.Project{b, a}, got, cmpOpts); diff != "" {
+		t.Errorf("ProjectsByGitHubRepo mismatch (-want +got):\n%s", diff)
+	}
+	for _, repo := range []string{"", "acme/nope"} {
+		if got, err := s.ProjectsByGitHubRepo(ctx, repo); err != nil || got == nil || len(got) != 0 {
+			t.Errorf("ProjectsByGitHubRepo(%q) = %v, %v; want an empty non-nil slice", repo, got, err)
+		}
+	}
+	c.GitHubRepo, c.WebhookSecret = "Acme/Other", []byte("vault:v1:other")
+	if err := s.UpdateProject(ctx, c); err != nil {
+		t.Fatalf("UpdateProject: %v", err)
+	}
+	if got, err := s.GetProject(ctx, c.ID); err != nil || got.GitHubRepo != "acme/other" || string(got.WebhookSecret) != "vault:v1:other" {
+		t.Errorf("after update: %+v, %v", got, err)
+	}
+}
+
+func testEnvVars(t *testing.T, open func(t *testing.T) control.Store) {
+	s := open(t)
+	ctx := t.Context()
+	p := mustProject(t, s, "app")
+	q := mustProject(t, s, "other")
+	v := &control.EnvVar{ProjectID: p.ID, Name: "API_KEY", Sealed: "vault:v1:aaa", Scope: control.EnvRuntime,
+		Targets: []string{control.Production, control.TargetBranchPrefix + "feature/x"}}
+	if err := s.PutEnvVar(ctx, v); err != nil {
+		t.Fatalf("PutEnvVar: %v", err)
+	}
+	if v.CreatedAt.IsZero() || !v.UpdatedAt.Equal(v.CreatedAt) {
+		t.Errorf("times after create: %v %v", v.CreatedAt, v.UpdatedAt)
+	}
+	if err := s.PutEnvVar(ctx, &control.EnvVar{ProjectID: p.ID, Name: "BUILD_FLAG", Sealed: "vault:v1:bbb", Scope: control.EnvBuild}); err != nil {
+		t.Fatalf("PutEnvVar: %v", err)
+	}
+	if err := s.PutEnvVar(ctx, &control.EnvVar{ProjectID: q.ID, Name: "API_KEY", Sealed: "vault:v1:other", Scope: control.EnvBoth,
+		Targets: []string{control.Preview}}); err != nil {
+		t.Fatalf("PutEnvVar: %v", err)
+	}
+	later := base.Add(time.Hour)
+	upd := &control.EnvVar{ProjectID: p.ID, Name: "API_KEY", Sealed: "vault:v1:ccc", Scope: control.EnvBoth,
+		Targets: []string{control.Preview}, UpdatedAt: later}
+	if err := s.PutEnvVar(ctx, upd); err != nil {
+		t.Fatalf("PutEnvVar (replace): %v", err)
+	}
+	if !upd.CreatedAt.Equal(v.CreatedAt) || !upd.UpdatedAt.Equal(later.Truncate(time.Microsecond)) {
+		t.Errorf("after replace: created %v updated %v; want created %v updated %v", upd.CreatedAt, upd.UpdatedAt, v.CreatedAt, later)
+	}
+	got, err := s.ListEnvVars(ctx, p.ID)
+	if err != nil {
+		t.Fatalf("ListEnvVars: %v", err)
+	}
+	if len(got) != 2 || got[0].Name != "API_KEY" || got[1].Name != "BUILD_FLAG" {
+		t.Fatalf("ListEnvVars = %+v, want API_KEY, BUILD_FLAG", got)
+	}
+	if diff := cmp.Diff(upd, got[0]); diff != "" {
+		t.Errorf("API_KEY mismatch (-want +got):\n%s", diff)
+	}
+	if got[1].Targets == nil || len(got[1].Targets) != 0 || got[1].Scope != control.EnvBuild {
+		t.Errorf("BUILD_FLAG = %+v, want empty non-nil targets", got[1])
+	}
+	if err := s.DeleteEnvVar(ctx, p.ID, "BUILD_FLAG"); err != nil {
+		t.Fatalf("DeleteEnvVar: %v", err)
+	}
+	tests := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"delete again", func() error { return s.DeleteEnvVar(ctx, p.ID, "BUILD_FLAG") }, control.ErrNotFound},
+		{"delete another project's", func() error { return s.DeleteEnvVar(ctx, q.ID, "BUILD_FLAG") }, control.ErrNotFound},
+		{"unknown project", func() error {
+			return s.PutEnvVar(ctx, &control.EnvVar{ProjectID: "prj-nope", Name: "X", Sealed: "s", Scope: control.EnvBoth})
+		}, control.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); !errors.Is(err, tt.want) {
+				t.Errorf("got %v, want an error wrapping %v", err, tt.want)
+			}
+		})
+	}
+	if got, err := s.ListEnvVars(ctx, q.ID); err != nil || len(got) != 1 || got[0].Sealed != "vault:v1:other" {
+		t.Errorf("the other project's variables = %+v, %v", got, err)
+	}
+	if err := s.DeleteProject(ctx, q.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ListEnvVars(ctx, q.ID); err != nil || len(got) != 0 {
+		t.Errorf("after DeleteProject: %+v, %v; want none", got, err)
+	}
+}
+
+func testDeploymentEnv(t *testing.T, open func(t *testing.T) control.Store) {
+	s := open(t)
+	ctx := t.Context()
+	p := mustProject(t, s, "app")
+	env := []control.DeploymentEnv{
+		{Name: "B", Scope: control.EnvRuntime, Sealed: "vault:v1:b"},
+		{Name: "A", Scope: control.EnvBuild, Sealed: "vault:v1:a"},
+	}
+	d := &control.Deployment{ProjectID: p.ID, Ref: strings.Repeat("a", 40), Environment: control.Preview,
+		Branch: "feature/x", Alias: "feature-x", Source: control.SourceGitHub, PullRequest: 7, Fork: true,
+		Env: env, CreatedAt: base}
+	if err := s.CreateDeployment(ctx, d); err != nil {
+		t.Fatalf("CreateDeployment: %v", err)
+	}
+	got, err := s.GetDeployment(ctx, d.ID)
+	if err != nil {
+		t.Fatalf("GetDeployment: %v", err)
+	}
+	if got.Env != nil {
+		t.Errorf("GetDeployment loaded Env %v; want nil (DeploymentEnv reads it)", got.Env)
+	}
+	want := *d
+	want.Env = nil
+	if diff := cmp.Diff(&want, got, cmpOpts); diff != "" {
+		t.Errorf("GetDeployment mismatch (-want +got):\n%s", diff)
+	}
+	frozen, err := s.DeploymentEnv(ctx, d.ID)
+	if err != nil {
+		t.Fatalf("DeploymentEnv: %v", err)
+	}
+	if diff := cmp.Diff([]control.DeploymentEnv{env[1], env[0]}, frozen); diff != "" {
+		t.Errorf("DeploymentEnv mismatch (-want +got):\n%s", diff)
+	}
+	plain := mustDeployment(t, s, p.ID, base)
+	if got, err := s.DeploymentEnv(ctx, plain.ID); err != nil || got == nil || len(got) != 0 {
+		t.Errorf("DeploymentEnv(no env) = %v, %v; want an empty non-nil slice", got, err)
+	}
+	if _, err := s.DeploymentEnv(ctx, "dpl-nope"); !errors.Is(err, control.ErrNotFound) {
+		t.Errorf("DeploymentEnv(unknown) = %v, want ErrNotFound", err)
+	}
+	// A duplicate name rolls the whole creation back: no deployment, no job.
+	dup := &control.Deployment{ProjectID: p.ID, Ref: "main", Env: []control.DeploymentEnv{{Name: "X"}, {Name: "X"}}}
+	if err := s.CreateDeployment(ctx, dup); err == nil {
+		t.Fatal("CreateDeployment with a duplicate variable succeeded")
+	}
+	ds, err := s.ListDeployments(ctx, p.ID, 0)
+	if err != nil || len(ds) != 2 {
+		t.Errorf("after a failed create: %d deployments, %v; want 2", len(ds), err)
+	}
+}
+
+func testApproval(t *testing.T, open func(t *testing.T) control.Store) {
+	s := open(t)
+	ctx := t.Context()
+	p := mustProject(t, s, "app")
+	d := &control.Deployment{ProjectID: p.ID, Ref: "main", Environment: control.Preview, State: control.StateAwaitingApproval}
+	if err := s.CreateDeployment(ctx, d); err != nil {
+		t.Fatalf("CreateDeployment: %v", err)
+	}
+	if got, err := s.GetDeployment(ctx, d.ID); err != nil || got.State != control.StateAwaitingApproval {
+		t.Fatalf("state = %+v, %v; want awaiting_approval", got, err)
+	}
+	if j, err := s.ClaimBuild(ctx, "w"); !errors.Is(err, control.ErrNotFound) {
+		t.Fatalf("ClaimBuild = %+v, %v; a deployment awaiting approval must not be queued", j, err)
+	}
+	if err := s.ApproveDeployment(ctx, d.ID); err != nil {
+		t.Fatalf("ApproveDeployment: %v", err)
+	}
+	if got, err := s.GetDeployment(ctx, d.ID); err != nil || got.State != control.StateQueued {
+		t.Errorf("after approval: %+v, %v; want queued", got, err)
+	}
+	if j := mustClaim(t, s, "w"); j.DeploymentID != d.ID {
+		t.Errorf("claimed %s, want %s", j.DeploymentID, d.ID)
+	}
+	if err := s.ApproveDeployment(ctx, d.ID); !errors.Is(err, control.ErrConflict) {
+		t.Errorf("second approval = %v, want ErrConflict", err)
+	}
+	if err := s.ApproveDeployment(ctx, "dpl-nope"); !errors.Is(err, control.ErrNotFound) {
+		t.Errorf("approve unknown = %v, want ErrNotFound", err)
+	}
+}
+
+func testDeliveries(t *testing.T, open func(t *testing.T) control.Store) {
+	s := open(t)
+	ctx := t.Context()
+	p := mustProject(t, s, "app")
+	q := mustProject(t, s, "docs")
+	const id = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+	if err := s.RecordDelivery(ctx, p.ID, id, "push"); err != nil {
+		t.Fatalf("RecordDelivery: %v", err)
+	}
+	if err := s.RecordDelivery(ctx, p.ID, id, "push"); !errors.Is(err, control.ErrConflict) {
+		t.Errorf("replayed delivery = %v, want ErrConflict", err)
+	}
+	if err := s.RecordDelivery(ctx, q.ID, id, "push"); err != nil {
+		t.Errorf("the same delivery for another project = %v, want nil", err)
+	}
+	if err := s.RecordDelivery(ctx, "prj-nope", id, "push"); !errors.Is(err, control.ErrNotFound) {
+		t.Errorf("unknown project = %v, want ErrNotFound", err)
+	}
+	if err := s.ForgetDelivery(ctx, p.ID, id); err != nil {
+		t.Fatalf("ForgetDelivery: %v", err)
+	}
+	if err := s.RecordDelivery(ctx, p.ID, id, "push"); err != nil {
+		t.Errorf("after ForgetDelivery: %v, want nil", err)
+	}
 }
 
 // ---- fixtures ----
