@@ -16,7 +16,7 @@ import (
 
 	"github.com/pierhq/pier/control"
 	"github.com/pierhq/pier/control/deploy"
-	"github.com/pierhq/pier/control/github"
+	"github.com/pierhq/pier/control/github/ghstatus"
 	"github.com/pierhq/pier/control/github/githubtest"
 	"github.com/pierhq/pier/edge"
 	"github.com/pierhq/pier/edge/coord"
@@ -388,7 +388,7 @@ func TestEnvWriteOnlyAndScopedToProject(t *testing.T) {
 
 func TestCommitStatuses(t *testing.T) {
 	gh := githubtest.NewServer(t, "tok-www")
-	client, err := github.New(github.Config{BaseURL: gh.URL})
+	client, err := ghstatus.New(ghstatus.Config{BaseURL: gh.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

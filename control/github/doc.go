@@ -38,7 +38,8 @@
 // "repo:status" scope (classic) or "Commit statuses: write"
 // (fine-grained). The token is never logged nor returned by the API.
 //
-// This is the only package that imports go-github. It imports control; it
+// It parses webhooks with the standard library; the go-github status
+// client is control/github/ghstatus. It imports control; it
 // is used by control/api (webhooks) and by control/cmd/pier (the Client, as
 // control/deploy's StatusReporter). githubtest is its fake GitHub.
 package github

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-
-	gh "github.com/google/go-github/v74/github"
 )
 
 // Webhook headers GitHub sends with every delivery.
@@ -89,36 +87,55 @@ func Parse(eventType string, body []byte) (*Event, error) {
 		ev.Repo = payloadRepo(body)
 		return ev, nil
 	}
-	raw, err := gh.ParseWebHook(eventType, body)
-	if err != nil {
+	// Only the fields Pier acts on, in GitHub's documented payload shapes.
+	type repo struct {
+		FullName string `json:"full_name"`
+	}
+	var p struct {
+		Repository  repo   `json:"repository"`
+		Ref         string `json:"ref"`
+		After       string `json:"after"`
+		Deleted     bool   `json:"deleted"`
+		Action      string `json:"action"`
+		Number      int    `json:"number"`
+		PullRequest *struct {
+			Number int `json:"number"`
+			Head   struct {
+				Ref  string `json:"ref"`
+				SHA  string `json:"sha"`
+				Repo *repo  `json:"repo"`
+			} `json:"head"`
+			Base struct {
+				Repo *repo `json:"repo"`
+			} `json:"base"`
+		} `json:"pull_request"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
 		return nil, fmt.Errorf("parse %s event: %w", eventType, err)
 	}
-	switch e := raw.(type) {
-	case *gh.PingEvent:
-		ev.Repo = payloadRepo(body) // go-github's PingEvent has no repository field
-	case *gh.PushEvent:
-		ev.Repo = strings.ToLower(e.GetRepo().GetFullName())
-		ev.Branch, _ = strings.CutPrefix(e.GetRef(), "refs/heads/")
-		if ev.Branch == e.GetRef() {
+	ev.Repo = strings.ToLower(p.Repository.FullName)
+	switch eventType {
+	case EventPush:
+		ev.Branch, _ = strings.CutPrefix(p.Ref, "refs/heads/")
+		if ev.Branch == p.Ref {
 			ev.Branch = "" // a tag or another ref
 		}
-		ev.SHA = e.GetAfter()
-		ev.Deleted = e.GetDeleted()
-	case *gh.PullRequestEvent:
-		pr := e.GetPullRequest()
-		ev.Repo = strings.ToLower(e.GetRepo().GetFullName())
-		ev.Action = e.GetAction()
-		ev.Number = e.GetNumber()
-		if ev.Number == 0 {
-			ev.Number = pr.GetNumber()
+		ev.SHA = p.After
+		ev.Deleted = p.Deleted
+	case EventPullRequest:
+		pr := p.PullRequest
+		if pr == nil {
+			return nil, fmt.Errorf("parse %s event: no pull_request", eventType)
 		}
-		ev.Branch = pr.GetHead().GetRef()
-		ev.SHA = pr.GetHead().GetSHA()
-		head := pr.GetHead().GetRepo()
+		ev.Action = p.Action
+		ev.Number = p.Number
+		if ev.Number == 0 {
+			ev.Number = pr.Number
+		}
+		ev.Branch = pr.Head.Ref
+		ev.SHA = pr.Head.SHA
 		// A deleted fork has no head repository: treat it as a fork.
-		ev.Fork = head == nil || !strings.EqualFold(head.GetFullName(), pr.GetBase().GetRepo().GetFullName())
-	default:
-		return nil, fmt.Errorf("parse %s event: unexpected %T", eventType, raw)
+		ev.Fork = pr.Head.Repo == nil || pr.Base.Repo == nil || !strings.EqualFold(pr.Head.Repo.FullName, pr.Base.Repo.FullName)
 	}
 	if ev.Repo == "" {
 		return nil, fmt.Errorf("parse %s event: no repository", eventType)

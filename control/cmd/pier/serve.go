@@ -18,7 +18,7 @@ import (
 	"github.com/pierhq/pier/control/config"
 	"github.com/pierhq/pier/control/controld"
 	"github.com/pierhq/pier/control/deploy"
-	"github.com/pierhq/pier/control/github"
+	"github.com/pierhq/pier/control/github/ghstatus"
 	"github.com/pierhq/pier/edge/coord"
 	"github.com/pierhq/pier/edge/edged"
 )
@@ -139,7 +139,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 		dcfg.BaseDomain, dcfg.EdgeScheme, dcfg.EdgePort = rt.Control.BaseDomain, rt.Control.EdgeScheme, edgePort
 		// Commit statuses on GitHub (control.github_api_url: GitHub
 		// Enterprise, or a test server).
-		gh, err := github.New(github.Config{BaseURL: rt.Control.GitHubAPIURL, Logger: logger})
+		gh, err := ghstatus.New(ghstatus.Config{BaseURL: rt.Control.GitHubAPIURL, Logger: logger})
 		if err != nil {
 			return err
 		}

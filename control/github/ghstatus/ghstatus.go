@@ -1,4 +1,7 @@
-package github
+// Package ghstatus reports commit statuses to GitHub's REST API through
+// go-github: the deploy.StatusReporter of production. It is the only
+// importer of go-github; main wires it into control/deploy.
+package ghstatus
 
 import (
 	"context"
