@@ -63,6 +63,71 @@ type Manifest struct {
 	SPA bool `json:"spa,omitempty"`
 	// NotFound is the path of the custom 404 page ("404.html"), if any.
 	NotFound string `json:"not_found,omitempty"`
+	// Server is the deployment's server entry, if any. Requests that name
+	// no file (and requests other than GET and HEAD) run its fetch
+	// handler in a V8 isolate on the edge.
+	Server *ServerEntry `json:"server,omitempty"`
+	// Functions maps routes (see ValidRoute) to function files: manifest
+	// paths of modules with the same contract as the server entry. The
+	// longest matching route wins over the server entry; static files
+	// still come first.
+	Functions map[string]string `json:"functions,omitempty"`
+}
+
+// ServerEntry names a deployment's server code.
+type ServerEntry struct {
+	// Entry is the manifest path (a key of Files) of a self-contained ES
+	// module whose default export has fetch(request, env, ctx), Workers
+	// style ("_worker.js").
+	Entry string `json:"entry"`
+}
+
+// Code reports whether the manifest path name is server code (the server
+// entry or a function file). Code files are synced like any other file
+// but never served as files.
+func (m *Manifest) Code(name string) bool {
+	if m.Server != nil && m.Server.Entry == name {
+		return true
+	}
+	for _, f := range m.Functions {
+		if f == name {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrInvalidRoute is returned (wrapped) by ValidRoute.
+var ErrInvalidRoute = errors.New("invalid function route")
+
+// ValidRoute is the rule for the routes of Manifest.Functions: an
+// absolute URL path of at most 1,024 bytes ("/api/hello", matched
+// exactly), or one ending in "/*" ("/api/*", matching "/api" and every
+// path under it; "/*" matches everything), without "." or ".." segments,
+// empty segments, backslashes, "%", "?", "#", spaces, control characters
+// or any other "*".
+func ValidRoute(route string) error {
+	base, prefix := strings.CutSuffix(route, "/*")
+	if prefix && base == "" {
+		return nil // "/*"
+	}
+	switch {
+	case len(route) > MaxKeyLen || !strings.HasPrefix(base, "/") || (base == "/" && prefix):
+		return fmt.Errorf("%w: %q: must be an absolute path of at most %d bytes", ErrInvalidRoute, route, MaxKeyLen)
+	case strings.ContainsFunc(base, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || strings.ContainsRune(`\%?#*`, r)
+	}):
+		return fmt.Errorf("%w: %q: only a final \"/*\" may hold a wildcard; no spaces, \"%%\", \"?\", \"#\" or backslashes", ErrInvalidRoute, route)
+	}
+	if base == "/" {
+		return nil
+	}
+	for seg := range strings.SplitSeq(strings.TrimSuffix(base[1:], "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("%w: %q: empty, \".\" or \"..\" segment", ErrInvalidRoute, route)
+		}
+	}
+	return nil
 }
 
 // File is one served file.

@@ -8,7 +8,13 @@
 //
 // One process may run several edges, each with its own ID, port and cache
 // directory. Only the composition root (control/cmd/pier) and tests import
-// it. Imports: edge, edge/cache, edge/static, edge/coord (for its types).
+// it. Imports: edge, edge/cache, edge/static, edge/coord (for its types),
+// edge/isolate and edge/warmpool.
+//
+// Deployments with server code (edge.Manifest Server and Functions) are
+// served "static first": a GET or HEAD whose path names a file gets the
+// file; anything else runs the matching function, else the server entry,
+// in a V8 isolate kept warm per deployment (code.go).
 package edged
 
 import (
@@ -25,6 +31,8 @@ import (
 
 	"github.com/pierhq/pier/edge/cache"
 	"github.com/pierhq/pier/edge/coord"
+	"github.com/pierhq/pier/edge/isolate"
+	"github.com/pierhq/pier/edge/warmpool"
 )
 
 // Production is the environment a bare <project>.<base> host serves.
@@ -56,6 +64,8 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// ShutdownTimeout bounds the graceful shutdown of the HTTP server.
 	ShutdownTimeout time.Duration
+	// Isolates configures the runtime of deployments' server code.
+	Isolates IsolatesConfig
 }
 
 // DefaultConfig returns the defaults.
@@ -70,6 +80,11 @@ func DefaultConfig() Config {
 		RetryMin:        250 * time.Millisecond,
 		RetryMax:        30 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
+		Isolates: IsolatesConfig{
+			Runtime:     isolate.DefaultConfig(),
+			Capacity:    warmpool.DefaultConfig().MaxTotal,
+			IdleTimeout: warmpool.DefaultConfig().IdleTimeout,
+		},
 	}
 }
 
@@ -84,10 +99,14 @@ type Coordinator interface {
 
 var _ Coordinator = (*coord.Coordinator)(nil)
 
-// Deps are the edge's ports; both are required.
+// Deps are the edge's ports; Coord and Blobs are required.
 type Deps struct {
 	Coord Coordinator
 	Blobs cache.Source
+	// Env returns the runtime variables of a deployment, handed to its
+	// server code as env (never as globals). It is called for every
+	// isolate start. nil: an empty env.
+	Env func(ctx context.Context, deploymentID string) (map[string]string, error)
 }
 
 // Server is one edge. Create it with New and start it with Run.
@@ -98,6 +117,7 @@ type Server struct {
 
 	cache *cache.Cache // set by Run before anything uses it
 	table atomic.Pointer[table]
+	code  *runner
 
 	addr      atomic.Pointer[string]
 	ready     chan struct{}
@@ -160,6 +180,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = def.ShutdownTimeout
 	}
+	if cfg.Isolates.Capacity <= 0 {
+		cfg.Isolates.Capacity = def.Isolates.Capacity
+	}
+	if cfg.Isolates.IdleTimeout <= 0 {
+		cfg.Isolates.IdleTimeout = def.Isolates.IdleTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -172,6 +198,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		flights: make(map[string]*flight),
 		model:   newModel(),
 	}
+	s.code = newRunner(s, cfg.Isolates, s.log)
 	s.table.Store(emptyTable)
 	return s, nil
 }
@@ -225,6 +252,20 @@ func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	s.log.Info("edge listening", "addr", addr, "base_domain", s.cfg.BaseDomain)
+
+	// The isolate pool outlives the loop: it closes after the HTTP server
+	// has finished the requests in flight.
+	poolCtx, stopPool := context.WithCancel(context.WithoutCancel(ctx))
+	poolDone := make(chan struct{})
+	go func() {
+		defer close(poolDone)
+		_ = s.code.pool.Run(poolCtx)
+	}()
+	defer func() {
+		stopPool()
+		<-poolDone
+		s.code.wg.Wait()
+	}()
 
 	var wg sync.WaitGroup
 	loopErr := make(chan error, 1)

@@ -142,8 +142,23 @@ func (s *Server) serveSub(w http.ResponseWriter, r *http.Request, t *table, sub,
 	if d.used != nil {
 		d.used.Store(time.Now().UnixNano())
 	}
-	w.Header().Set("X-Pier-Deployment", d.m.DeploymentID)
-	static.Serve(w, r, d.m, s.cache)
+	s.serveDeployment(w, r, d.m)
+}
+
+// serveDeployment answers r from deployment m: a static file, else its
+// server code (see codeFor), else the static fallbacks (SPA, 404 page).
+func (s *Server) serveDeployment(w http.ResponseWriter, r *http.Request, m *edge.Manifest) {
+	w.Header().Set("X-Pier-Deployment", m.DeploymentID)
+	file, hidden := codeFor(m, r)
+	switch {
+	case file != "":
+		s.serveCode(w, r, m, file)
+	case hidden:
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		http.Error(w, "not found", http.StatusNotFound)
+	default:
+		static.Serve(w, r, m, s.cache)
+	}
 }
 
 // serveSite serves a project's active deployment d with skew protection:
@@ -151,31 +166,39 @@ func (s *Server) serveSub(w http.ResponseWriter, r *http.Request, t *table, sub,
 // of the project this edge holds that has it, so HTML from just before a
 // switch still gets its own assets.
 func (s *Server) serveSite(w http.ResponseWriter, r *http.Request, d *deployment, st *site) {
-	m := d.m
-	if len(st.all) > 1 {
-		if _, ok := static.Lookup(m, r.URL.Path); !ok && static.Hashed(strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")) {
+	if len(st.all) > 1 && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		if _, ok := static.Lookup(d.m, r.URL.Path); !ok && static.Hashed(strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")) {
 			for _, o := range st.all {
 				if o == d {
 					continue
 				}
-				if _, ok := static.Lookup(o.m, r.URL.Path); ok {
-					m = o.m
-					break
+				if name, ok := static.Lookup(o.m, r.URL.Path); ok && !o.m.Code(name) {
+					w.Header().Set("X-Pier-Deployment", o.m.DeploymentID)
+					static.Serve(w, r, o.m, s.cache)
+					return
 				}
 			}
 		}
 	}
-	w.Header().Set("X-Pier-Deployment", m.DeploymentID)
-	static.Serve(w, r, m, s.cache)
+	s.serveDeployment(w, r, d.m)
 }
 
-// serveEdge answers requests that name no site: /healthz, else 404.
+// serveEdge answers requests that name no site: /healthz, /stats, else 404.
 func (s *Server) serveEdge(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/healthz" {
+	switch r.URL.Path {
+	case "/healthz":
 		s.health(w)
-		return
+	case "/stats":
+		writeJSON(w, http.StatusOK, statsBody{Edge: s.cfg.ID, Deployments: s.table.Load().count, Isolates: s.IsolateStats()})
+	default:
+		s.noProject(w)
 	}
-	s.noProject(w)
+}
+
+type statsBody struct {
+	Edge        string       `json:"edge"`
+	Deployments int          `json:"deployments"`
+	Isolates    IsolateStats `json:"isolates"`
 }
 
 func (s *Server) noProject(w http.ResponseWriter) {
@@ -202,14 +225,20 @@ func (s *Server) health(w http.ResponseWriter) {
 	writeJSON(w, code, b)
 }
 
+// errorBody is every error the edge answers itself:
+// {"error":{"code":"…","message":"…","request_id":"…"}}.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
 func writeError(w http.ResponseWriter, code int, kind, msg string) {
-	type body struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	writeJSON(w, code, struct {
-		Error body `json:"error"`
-	}{body{kind, msg}})
+	writeJSON(w, code, errorBody{Error: errorDetail{Code: kind, Message: msg}})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

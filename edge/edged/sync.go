@@ -216,6 +216,10 @@ func (s *Server) syncAll(ctx context.Context, need []want) bool {
 				}
 				return
 			}
+			// Code compiles before the deployment counts as held, so the
+			// switch to it finds its scripts ready; a failure is served as
+			// an error later and never holds the deployment back.
+			s.code.precompile(ctx, m)
 			s.mu.Lock()
 			s.held[w.id] = m
 			s.mu.Unlock()
@@ -302,6 +306,9 @@ func (s *Server) evict() {
 	for _, id := range evicted {
 		delete(s.marked, id) // if it is wanted again, it is synced and marked again
 	}
+	s.code.retain(func(id string) bool {
+		return s.held[id] != nil || s.lazy[id] != nil || s.pending[id] != nil || keep[id]
+	})
 	if len(evicted) == 0 && s.pruned {
 		s.mu.Unlock()
 		return
@@ -379,6 +386,7 @@ func (s *Server) publish() {
 	}
 	t.count = len(t.deployments)
 	s.table.Store(t)
+	s.code.setMinWarm(t, s.cfg.Isolates)
 }
 
 var (

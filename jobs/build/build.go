@@ -2,7 +2,8 @@
 // deployment with the git CLI, detects the framework, runs the install and
 // build commands in a sandbox (bubblewrap where present) under one
 // timeout, uploads the output content-addressed to the object store and
-// writes the deployment's edge.Manifest last.
+// writes the deployment's edge.Manifest last, with its server code marked
+// (code.go: pier.json, or a _worker.js at the output root).
 //
 // Everything a build prints, and a progress line per step, streams to
 // Config.Log as it happens; the git token never reaches it. Failures come

@@ -143,6 +143,9 @@ func (b *builder) publish(ctx context.Context, plan Plan, res *jobs.BuildResult)
 	}
 	res.Files = len(m.Files)
 	res.Uploaded = int(u.uploaded.Load())
+	if err := b.markCode(repo, outDir, m); err != nil {
+		return err
+	}
 
 	var html int
 	for name := range m.Files {
@@ -193,6 +196,9 @@ func (b *builder) collect(out *os.Root, isRepoRoot bool) ([]publishFile, error) 
 				return fs.SkipDir
 			}
 			return nil
+		}
+		if isRepoRoot && p == ConfigFile {
+			return nil // Pier's own settings, not a page
 		}
 		if !utf8.ValidString(p) {
 			b.log.Printf("==> warning: skipping %q: file name is not valid UTF-8", p)

@@ -1,0 +1,128 @@
+package build
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/pierhq/pier/edge"
+)
+
+// ConfigFile is the optional project file at the repository root that
+// names the deployment's server code:
+//
+//	{"server": "dist/server.js", "functions": {"/api/*": "dist/api.js"}}
+//
+// Paths are relative to the repository root and must name files of the
+// output directory. Without it, a _worker.js at the root of the output
+// (the Cloudflare Pages convention) is the server entry.
+const ConfigFile = "pier.json"
+
+// WorkerFile is the conventional server entry at the output root.
+const WorkerFile = "_worker.js"
+
+// maxConfigFile bounds pier.json.
+const maxConfigFile = 1 << 20
+
+type pierConfig struct {
+	Server    string            `json:"server"`
+	Functions map[string]string `json:"functions"`
+}
+
+// markCode sets m.Server and m.Functions from pier.json, else from a
+// _worker.js at the output root. The files are already in m.Files (they
+// were uploaded like every output file); the edge runs them and never
+// serves them as files.
+func (b *builder) markCode(repo *os.Root, outDir string, m *edge.Manifest) error {
+	var cfg pierConfig
+	data, err := readLimited(repo, ConfigFile, maxConfigFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return public(ConfigFile+" could not be read", err)
+	default:
+		if err := json.Unmarshal(data, &cfg); err != nil {
+			return public(ConfigFile+" is not valid JSON", err)
+		}
+	}
+
+	if cfg.Server == "" {
+		if _, ok := m.Files[WorkerFile]; ok {
+			cfg.Server = path.Join(outDir, WorkerFile)
+		}
+	}
+	if cfg.Server != "" {
+		name, err := codePath(cfg.Server, outDir, m, "server entry")
+		if err != nil {
+			return err
+		}
+		m.Server = &edge.ServerEntry{Entry: name}
+		b.log.Printf("==> Server entry: %s", name)
+	}
+	routes := slices.Sorted(func(yield func(string) bool) {
+		for r := range cfg.Functions {
+			if !yield(r) {
+				return
+			}
+		}
+	})
+	for _, route := range routes {
+		if err := edge.ValidRoute(route); err != nil {
+			return public(fmt.Sprintf("%s: invalid function route %q: use a path such as /api/hello or /api/*", ConfigFile, route), err)
+		}
+		name, err := codePath(cfg.Functions[route], outDir, m, "function "+route)
+		if err != nil {
+			return err
+		}
+		if m.Functions == nil {
+			m.Functions = make(map[string]string)
+		}
+		m.Functions[route] = name
+		b.log.Printf("==> Function %s: %s", route, name)
+	}
+	return nil
+}
+
+// codePath maps a repository path from pier.json to the manifest path of
+// that file in the output directory.
+func codePath(p, outDir string, m *edge.Manifest, what string) (string, error) {
+	clean := path.Clean(strings.TrimPrefix(p, "./"))
+	bad := func(why string) error {
+		return public(fmt.Sprintf("%s: %s %q %s", ConfigFile, what, p, why), errors.New("bad code path"))
+	}
+	if !fs.ValidPath(clean) || clean == "." || strings.ContainsRune(p, '\\') {
+		return "", bad("must be a relative path inside the repository")
+	}
+	name := clean
+	if outDir != "." {
+		rel, ok := strings.CutPrefix(clean, outDir+"/")
+		if !ok {
+			return "", bad(fmt.Sprintf("is not in the output directory %q: the build must write it there", outDir))
+		}
+		name = rel
+	}
+	if _, ok := m.Files[name]; !ok {
+		return "", bad(fmt.Sprintf("is not a file of the output directory %q after the build", outDir))
+	}
+	return name, nil
+}
+
+// readLimited reads a regular file of root, up to limit bytes.
+func readLimited(root *os.Root, name string, limit int64) ([]byte, error) {
+	fi, err := root.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
+	}
+	return root.ReadFile(name)
+}
