@@ -68,6 +68,10 @@ type Control struct {
 	// GitHubAPIURL is where commit statuses go; default api.github.com
 	// (set it for GitHub Enterprise).
 	GitHubAPIURL string `hcl:"github_api_url,optional"`
+	// FunctionsListen serves the functions API (POST /deploy,
+	// /invoke/{id}, DELETE /delete/{id}, bearer token = the bootstrap
+	// token) on this address; "" turns it off (pier dev: 127.0.0.1:8787).
+	FunctionsListen string `hcl:"functions_listen,optional"`
 }
 
 // Edge is the edge role.
@@ -75,6 +79,11 @@ type Edge struct {
 	ID       string `hcl:"id,optional"` // default: the host name
 	Listen   string `hcl:"listen,optional"`
 	CacheDir string `hcl:"cache_dir,optional"`
+	// Isolates: SSR and functions (see docs/runtime.md).
+	IsolateCapacity int    `hcl:"isolate_capacity,optional"` // default 64
+	IsolateTimeout  string `hcl:"isolate_timeout,optional"`  // per request; default 30s
+	IsolateHeapMB   int    `hcl:"isolate_heap_mb,optional"`  // default 128
+	MinWarm         int    `hcl:"min_warm,optional"`         // per live deployment; default 0
 }
 
 // Postgres selects the PostgreSQL store.
@@ -168,6 +177,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 	str(&c.Control.Listen, "PIER_CONTROL_LISTEN")
 	str(&c.Control.BaseDomain, "PIER_BASE_DOMAIN")
 	str(&c.Control.GitHubAPIURL, "PIER_GITHUB_API_URL")
+	str(&c.Control.FunctionsListen, "PIER_FUNCTIONS_LISTEN")
 	if c.Edge == nil {
 		c.Edge = &Edge{}
 	}
@@ -227,10 +237,11 @@ type Runtime struct {
 	RunEdge        bool
 	BootstrapToken string
 
-	Control      Control
-	BuildTimeout time.Duration
-	ReadyTimeout time.Duration
-	Edge         Edge
+	Control        Control
+	BuildTimeout   time.Duration
+	ReadyTimeout   time.Duration
+	IsolateTimeout time.Duration
+	Edge           Edge
 
 	// Nil means the embedded twin.
 	Postgres *Postgres
@@ -326,6 +337,14 @@ func (c *Config) Runtime() (*Runtime, error) {
 	}
 	if r.Edge.CacheDir == "" {
 		r.Edge.CacheDir = filepath.Join(r.DataDir, "edges", r.Edge.ID)
+	}
+	r.IsolateTimeout = 30 * time.Second
+	if r.Edge.IsolateTimeout != "" {
+		d, err := time.ParseDuration(r.Edge.IsolateTimeout)
+		if err != nil || d <= 0 {
+			bad("edge.isolate_timeout: %q is not a duration like 30s", r.Edge.IsolateTimeout)
+		}
+		r.IsolateTimeout = d
 	}
 	if _, _, err := net.SplitHostPort(r.Edge.Listen); err != nil {
 		bad("edge.listen: %v", err)

@@ -190,7 +190,9 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := string(body)
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" || (mt == "" && strings.HasPrefix(strings.TrimSpace(code), "{\"")) {
+	// {"code": ...} is JSON whatever the Content-Type says (curl -d sends a
+	// form type); no JavaScript program can begin that way.
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" || strings.HasPrefix(strings.TrimSpace(code), "{\"code\"") {
 		var req deployRequest
 		if err := json.Unmarshal(body, &req); err != nil {
 			writeError(w, http.StatusBadRequest, `Body must be {"code": "..."}`)

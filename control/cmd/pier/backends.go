@@ -115,6 +115,27 @@ func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) 
 		b.closers = append(b.closers, kv.Close)
 	}
 
+	// Secrets.
+	switch {
+	case rt.Vault != nil:
+		v, err := vaulttransit.New(ctx, vaulttransit.Config{Address: rt.Vault.Address, Token: rt.Vault.Token,
+			Mount: rt.Vault.Mount, Key: rt.Vault.Key, CreateKey: rt.Vault.CreateKey, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		b.sealer = v
+	default:
+		path := filepath.Join(rt.DataDir, "keyring")
+		k, err := localkeyring.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		if rt.RunControl {
+			logger.Warn("secrets are encrypted with a local key file (dev only): anyone who can read it can read them; configure vault for production", "key", path)
+		}
+		b.sealer = k
+	}
+
 	if !rt.RunControl {
 		return b, nil
 	}
@@ -135,25 +156,6 @@ func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) 
 		}
 		b.store = s
 		b.closers = append(b.closers, s.Close)
-	}
-
-	// Secrets.
-	switch {
-	case rt.Vault != nil:
-		v, err := vaulttransit.New(ctx, vaulttransit.Config{Address: rt.Vault.Address, Token: rt.Vault.Token,
-			Mount: rt.Vault.Mount, Key: rt.Vault.Key, CreateKey: rt.Vault.CreateKey, Logger: logger})
-		if err != nil {
-			return nil, err
-		}
-		b.sealer = v
-	default:
-		path := filepath.Join(rt.DataDir, "keyring")
-		k, err := localkeyring.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		logger.Warn("secrets are encrypted with a local key file (dev only): anyone who can read it can read them; configure vault for production", "key", path)
-		b.sealer = k
 	}
 
 	// Builds.

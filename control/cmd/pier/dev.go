@@ -21,12 +21,13 @@ import (
 // DevInfo is written to <data-dir>/dev.json once `pier dev` is serving, for
 // scripts and tests that started it with random ports.
 type DevInfo struct {
-	APIURL     string   `json:"api_url"`
-	EdgeURLs   []string `json:"edge_urls"`
-	BaseDomain string   `json:"base_domain"`
-	Token      string   `json:"token"`
-	DataDir    string   `json:"data_dir"`
-	PID        int      `json:"pid"`
+	APIURL       string   `json:"api_url"`
+	FunctionsURL string   `json:"functions_url,omitempty"`
+	EdgeURLs     []string `json:"edge_urls"`
+	BaseDomain   string   `json:"base_domain"`
+	Token        string   `json:"token"`
+	DataDir      string   `json:"data_dir"`
+	PID          int      `json:"pid"`
 }
 
 func defaultDataDir() string {
@@ -47,10 +48,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	apiAddr := fs.String("api-addr", "127.0.0.1:7070", "control API listen address (port 0: any free port)")
 	edgeAddr := fs.String("edge-addr", "127.0.0.1:8080", "first edge's listen address; further edges take the next ports (port 0: any free port)")
 	edges := fs.Int("edges", 1, "number of edges to run")
+	functionsAddr := fs.String("functions-addr", "127.0.0.1:8787", "functions API listen address (POST /deploy, /invoke/{id}; \"\" turns it off)")
 	baseDomain := fs.String("base-domain", "localhost", "projects are served at <project>.<base-domain>")
 	sandbox := fs.String("sandbox", "auto", "build sandbox: auto (bubblewrap when installed), bwrap, or none")
 	buildTimeout := fs.Duration("build-timeout", 15*time.Minute, "time limit for install + build")
 	workers := fs.Int("workers", 2, "concurrent builds")
+	isolateTimeout := fs.Duration("isolate-timeout", 30*time.Second, "per-request time limit of SSR and functions")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -64,8 +67,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		DataDir:  *dataDir,
 		LogLevel: *logLevel,
 		Control: &config.Control{Listen: *apiAddr, BaseDomain: *baseDomain, Workers: *workers,
-			BuildTimeout: buildTimeout.String(), Sandbox: *sandbox},
-		Edge: &config.Edge{ID: "edge", Listen: *edgeAddr},
+			BuildTimeout: buildTimeout.String(), Sandbox: *sandbox, FunctionsListen: *functionsAddr},
+		Edge: &config.Edge{ID: "edge", Listen: *edgeAddr, IsolateTimeout: isolateTimeout.String()},
 	}
 	rt, err := cfg.Runtime()
 	if err != nil {
@@ -137,9 +140,10 @@ func printBanner(w io.Writer, info DevInfo, edgePort string) {
 	fmt.Fprintf(w, `
 Pier is running (dev mode, data in %s)
 
-  API:    %s
-  Edges:  %s
-  Token:  %s
+  API:        %s
+  Edges:      %s
+  Functions:  %s
+  Token:      %s
 
 Projects are served at http://<project>.%s:%s/
 
@@ -149,6 +153,6 @@ Try it:
   curl -s -H "Authorization: Bearer $PIER_TOKEN" -d '{}' %s/v1/projects/hello/deployments
   curl -s http://hello.%s:%s/
 
-`, info.DataDir, info.APIURL, strings.Join(info.EdgeURLs, " "), info.Token, info.BaseDomain, edgePort,
+`, info.DataDir, info.APIURL, strings.Join(info.EdgeURLs, " "), info.FunctionsURL, info.Token, info.BaseDomain, edgePort,
 		info.Token, info.APIURL, info.APIURL, info.BaseDomain, edgePort)
 }

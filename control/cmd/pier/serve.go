@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,8 +21,11 @@ import (
 	"github.com/pierhq/pier/control/controld"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/github/ghstatus"
+	"github.com/pierhq/pier/edge"
 	"github.com/pierhq/pier/edge/coord"
 	"github.com/pierhq/pier/edge/edged"
+	"github.com/pierhq/pier/edge/functions"
+	"github.com/pierhq/pier/edge/isolate"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -98,8 +103,9 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 					}
 				}()
 			}
-			e, err := edged.New(edged.Config{ID: id, Addr: addr, BaseDomain: rt.Control.BaseDomain, CacheDir: cache, Logger: logger},
-				edged.Deps{Coord: ec, Blobs: b.blobs})
+			e, err := edged.New(edged.Config{ID: id, Addr: addr, BaseDomain: rt.Control.BaseDomain, CacheDir: cache, Logger: logger,
+				Isolates: isolatesConfig(rt)},
+				edged.Deps{Coord: ec, Blobs: b.blobs, Env: runtimeEnv(b.blobs, b.sealer)})
 			if err != nil {
 				return err
 			}
@@ -174,8 +180,42 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 		}()
 	}
 
+	var functionsURL string
+	if rt.RunControl && rt.Control.FunctionsListen != "" {
+		fcfg := functions.DefaultConfig()
+		fcfg.Runtime = isolatesConfig(rt).Runtime
+		fcfg.Token = token
+		if fcfg.Token == "" {
+			fcfg.Token = rt.BootstrapToken
+		}
+		if fcfg.Token == "" {
+			return fmt.Errorf("control.functions_listen needs a bootstrap_token: the functions API is never served without auth")
+		}
+		fcfg.Logger = logger
+		fn := functions.New(fcfg)
+		defer fn.Close()
+		ln, err := net.Listen("tcp", rt.Control.FunctionsListen)
+		if err != nil {
+			return fmt.Errorf("functions listen: %w", err)
+		}
+		functionsURL = "http://" + ln.Addr().String()
+		srv := &http.Server{Handler: fn, ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			fn.Run(ctx)
+		}()
+		go func() {
+			defer wg.Done()
+			go func() { <-ctx.Done(); srv.Close() }()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("functions api: %w", err)
+			}
+		}()
+	}
+
 	if opts.dev {
-		info := DevInfo{APIURL: apiURL, BaseDomain: rt.Control.BaseDomain, Token: token, DataDir: rt.DataDir, PID: os.Getpid()}
+		info := DevInfo{APIURL: apiURL, FunctionsURL: functionsURL, BaseDomain: rt.Control.BaseDomain, Token: token, DataDir: rt.DataDir, PID: os.Getpid()}
 		for _, e := range edges {
 			info.EdgeURLs = append(info.EdgeURLs, "http://"+e.Addr())
 		}
@@ -224,4 +264,45 @@ func bootstrapToken(ctx context.Context, store control.Store, secret string, log
 	_, tok := api.NewToken("bootstrap", control.ScopeAdmin)
 	tok.Hash = api.HashToken(secret)
 	return store.CreateToken(ctx, tok)
+}
+
+// isolatesConfig maps the edge settings onto the isolate runtime's.
+func isolatesConfig(rt *config.Runtime) edged.IsolatesConfig {
+	rc := isolate.DefaultConfig()
+	rc.Timeout = rt.IsolateTimeout
+	if rt.Edge.IsolateHeapMB > 0 {
+		rc.HeapMB = rt.Edge.IsolateHeapMB
+	}
+	return edged.IsolatesConfig{Runtime: rc, Capacity: rt.Edge.IsolateCapacity, MinWarm: rt.Edge.MinWarm}
+}
+
+// runtimeEnv gives an edge's isolates their deployment's runtime-scoped
+// variables: control writes them sealed to the object store
+// (deploy.RuntimeEnvKey) when the deployment is ready; the edge opens them
+// with the secrets backend (in production a Vault token that may only
+// decrypt: vault/pier-edge.hcl). No document means no variables.
+func runtimeEnv(blobs blobStore, sealer deploy.Sealer) func(context.Context, string) (map[string]string, error) {
+	return func(ctx context.Context, deploymentID string) (map[string]string, error) {
+		rc, err := blobs.Get(ctx, deploy.RuntimeEnvKey(deploymentID))
+		if errors.Is(err, edge.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("runtime env of %s: %w", deploymentID, err)
+		}
+		defer rc.Close()
+		var doc deploy.RuntimeEnvDoc
+		if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&doc); err != nil {
+			return nil, fmt.Errorf("runtime env of %s: %w", deploymentID, err)
+		}
+		env := make(map[string]string, len(doc.Env))
+		for name, sealed := range doc.Env {
+			v, err := sealer.Unseal(ctx, sealed)
+			if err != nil {
+				return nil, fmt.Errorf("runtime env of %s: open %s: %w", deploymentID, name, err)
+			}
+			env[name] = string(v)
+		}
+		return env, nil
+	}
 }
