@@ -47,9 +47,17 @@ job "pier-build" {
         file = "request.json"
       }
 
+{{- if .User}}
+      user   = {{hcl .User}}
+{{- end}}
+
       config {
 {{- if eq .Driver "docker"}}
         image   = {{hcl .Image}}
+        # Builds reach the internet, never the cluster (nomad/builder-firewall.sh).
+        network_mode = {{hcl .Network}}
+        security_opt = ["no-new-privileges"]
+        pids_limit   = 4096
 {{- end}}
         command = {{hcl .PierPath}}
         args = [

@@ -1,7 +1,16 @@
 // Package specs holds Pier's Nomad job specifications and renders them
-// from Go: build.nomad.hcl, the build worker as a parameterized batch job
-// that control dispatches once per build (the control service job and the
-// edge system job come later).
+// from Go:
+//
+//   - build.nomad.hcl (Render): the build worker as a parameterized batch
+//     job that control dispatches once per build;
+//   - control.nomad.hcl (RenderControl): the control plane as a service
+//     job, several instances behind a health-checked service;
+//   - edge.nomad.hcl (RenderEdge): the edge as a system job, one instance
+//     on every client node of the edge node pool, in every datacenter;
+//   - cron.nomad.hcl (RenderCron): a scheduled function as a periodic batch
+//     job, so a schedule fires once across the fleet.
+//
+// docs/operations.md says how operators use them.
 //
 // The specs are text/template files embedded in the binary. Every value
 // from the Go side is written as a quoted HCL string literal, so a value can
@@ -21,17 +30,15 @@ import (
 	"path"
 	"regexp"
 	"strings"
-	"text/template"
 	"unicode"
+
+	"github.com/hashicorp/hcl/v2/hclwrite"
 )
 
 //go:embed build.nomad.hcl
 var buildSpec string
 
-var buildTmpl = template.Must(template.New("build.nomad.hcl").
-	Funcs(template.FuncMap{"hcl": quote}).
-	Option("missingkey=error").
-	Parse(buildSpec))
+var buildTmpl = parse("build.nomad.hcl", buildSpec)
 
 // The drivers a build can run on.
 const (
@@ -68,6 +75,16 @@ type BuildVars struct {
 	NodePool string
 	// Namespace is the Nomad namespace of the job; default "default".
 	Namespace string
+	// Network is the Docker network a docker build runs on; default
+	// "pier-builds": a bridge from which the build nodes drop traffic to
+	// private, link-local and metadata addresses (nomad/builder-firewall.sh),
+	// so a build reaches registries and git hosts on the internet and
+	// nothing inside the cluster.
+	Network string
+	// User runs an exec or raw_exec build as this user; "" keeps the
+	// driver's default. Build nodes for the exec driver use "pier-build",
+	// whose traffic to internal addresses the same script drops.
+	User string
 	// Env is the task's environment: what the worker must not take in
 	// argv, such as PIER_S3_SECRET_KEY. Anyone who may read the job can
 	// read it; where that matters, leave it out and give the nodes
@@ -122,6 +139,9 @@ func Render(v BuildVars) ([]byte, error) {
 	if v.Namespace == "" {
 		v.Namespace = def.Namespace
 	}
+	if v.Network == "" && v.Driver == DriverDocker {
+		v.Network = "pier-builds"
+	}
 	if err := v.validate(); err != nil {
 		return nil, fmt.Errorf("render build job: %w", err)
 	}
@@ -129,8 +149,10 @@ func Render(v BuildVars) ([]byte, error) {
 	if err := buildTmpl.Execute(&buf, v); err != nil {
 		return nil, fmt.Errorf("render build job: %w", err)
 	}
-	return buf.Bytes(), nil
+	return hclwrite.Format(buf.Bytes()), nil
 }
+
+var userName = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -146,12 +168,18 @@ func (v BuildVars) validate() error {
 		if v.Image == "" {
 			errs = append(errs, errors.New("the docker driver needs an image"))
 		}
+		if v.User != "" {
+			errs = append(errs, errors.New("a user is set by the image for the docker driver"))
+		}
 	case DriverExec, DriverRawExec:
-		if v.Image != "" {
-			errs = append(errs, fmt.Errorf("an image is only used by the docker driver, not %s", v.Driver))
+		if v.Image != "" || v.Network != "" {
+			errs = append(errs, fmt.Errorf("an image and a network are only used by the docker driver, not %s", v.Driver))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("unknown driver %q (want %s, %s or %s)", v.Driver, DriverDocker, DriverExec, DriverRawExec))
+	}
+	if v.User != "" && !userName.MatchString(v.User) {
+		errs = append(errs, fmt.Errorf("user %q is not a user name", v.User))
 	}
 	if !path.IsAbs(v.PierPath) {
 		errs = append(errs, fmt.Errorf("pier path %q is not absolute", v.PierPath))

@@ -1,11 +1,15 @@
-# ACL policy for the token control uses to run builds
-# (control/dispatch/nomaddispatch). Create it with:
+# ACL policy for the token Pier's control plane uses to run builds
+# (control/dispatch/nomaddispatch): the build job lives in its own
+# namespace, so this token can neither touch the control and edge jobs nor
+# read their secrets (Nomad Variables in the "pier" namespace). Create it
+# with:
 #
+#   nomad namespace apply nomad/namespaces/pier-builds.hcl
 #   nomad acl policy apply -description "Pier control: build jobs" pier-control nomad/acl/pier-control.policy.hcl
 #   nomad acl token create -name pier-control -policy pier-control
 #
-# Use the namespace control is configured with (--nomad-namespace).
-namespace "default" {
+# and set nomad.namespace = "pier-builds" in control's config.
+namespace "pier-builds" {
   # submit-job: register the build job, stop a build past its deadline
   # dispatch-job: one dispatch per build
   # read-job: follow the dispatched job's allocation and evaluations
@@ -13,8 +17,8 @@ namespace "default" {
   capabilities = ["submit-job", "dispatch-job", "read-job", "read-logs"]
 }
 
-# Optional: lets control read logs from the client node directly instead
-# of through a server.
-node {
+# The build job runs in the "builds" node pool; registering a job needs
+# read on its pool.
+node_pool "builds" {
   policy = "read"
 }

@@ -13,18 +13,26 @@ here="$(cd "$(dirname "$0")" && pwd)"
 bin="${PIER_TOOLS_DIR:-$HOME/.cache/pier/tools}"
 mkdir -p "$bin"
 
-# name  version  main package  GONOSUMDB
+# name  version  main package  GONOSUMDB  default|optional
+# Optional tools are built only when named: terraform (the last MPL
+# release; 4 minutes cold) lets tests/ops run `terraform fmt -check`, which
+# otherwise checks formatting with hclwrite, the same formatter.
 tools=(
-  "consul v1.19.2 github.com/hashicorp/consul -"
-  "nomad v1.10.0 github.com/hashicorp/nomad github.com/hashicorp/nomad/api"
-  "vault v1.16.3 github.com/hashicorp/vault github.com/hashicorp/vault/sdk,github.com/hashicorp/vault/api"
-  "minio v0.0.0-20260212201848-7aac2a2c5b7c github.com/minio/minio -"
+  "consul v1.19.2 github.com/hashicorp/consul - default"
+  "nomad v1.10.0 github.com/hashicorp/nomad github.com/hashicorp/nomad/api default"
+  "vault v1.16.3 github.com/hashicorp/vault github.com/hashicorp/vault/sdk,github.com/hashicorp/vault/api default"
+  "minio v0.0.0-20260212201848-7aac2a2c5b7c github.com/minio/minio - default"
+  "terraform v1.5.7 github.com/hashicorp/terraform - optional"
 )
 
 want=("$@")
 for spec in "${tools[@]}"; do
-  read -r name version pkg nosum <<<"$spec"
-  if ((${#want[@]})) && [[ " ${want[*]} " != *" $name "* ]]; then continue; fi
+  read -r name version pkg nosum kind <<<"$spec"
+  if ((${#want[@]})); then
+    [[ " ${want[*]} " == *" $name "* ]] || continue
+  elif [ "$kind" = optional ]; then
+    continue
+  fi
   out="$bin/$name-$version"
   if [ -x "$out" ]; then continue; fi
   # One build per tool at a time, across processes (parallel test packages).

@@ -38,8 +38,12 @@ job "pier-build" {
       }
 
       config {
-        image   = "ghcr.io/pierhq/pier:0.3.0"
-        command = "/usr/local/bin/pier"
+        image = "ghcr.io/pierhq/pier:0.3.0"
+        # Builds reach the internet, never the cluster (nomad/builder-firewall.sh).
+        network_mode = "pier-builds"
+        security_opt = ["no-new-privileges"]
+        pids_limit   = 4096
+        command      = "/usr/local/bin/pier"
         args = [
           "build",
           "--request", "${NOMAD_TASK_DIR}/request.json",
