@@ -158,6 +158,45 @@ type CommitStatus struct {
 	Context          string // e.g. "pier/www"
 }
 
+// HookEvent names a point in a deployment's life at which a project's hook
+// runs. Hooks never block nor fail a deployment.
+type HookEvent string
+
+// Hook events: before the build is dispatched, after a deployment went live
+// (promoted), when a build failed (or was built but could not go live), and
+// after a rollback went live.
+const (
+	HookPreBuild     HookEvent = "pre-build"
+	HookPostDeploy   HookEvent = "post-deploy"
+	HookDeployFailed HookEvent = "deploy-failed"
+	HookPostRollback HookEvent = "post-rollback"
+)
+
+// HookEvents lists every hook event, in lifecycle order.
+func HookEvents() []HookEvent {
+	return []HookEvent{HookPreBuild, HookPostDeploy, HookDeployFailed, HookPostRollback}
+}
+
+// Valid reports whether e is one of HookEvents.
+func (e HookEvent) Valid() bool {
+	switch e {
+	case HookPreBuild, HookPostDeploy, HookDeployFailed, HookPostRollback:
+		return true
+	}
+	return false
+}
+
+// Hook is a project's code for one HookEvent: a script defining
+// `async function handler(ctx)`, run in a V8 isolate with the event's
+// context. It is not secret.
+type Hook struct {
+	ProjectID string    `json:"project_id"`
+	Event     HookEvent `json:"event"`
+	Code      string    `json:"code"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
 // Token is an API token. Only the SHA-256 hash of the secret is stored.
 type Token struct {
 	ID        string    `json:"id"`
@@ -201,7 +240,7 @@ type Store interface {
 	// UpdatedAt. The name is immutable: it is the project's host name.
 	UpdateProject(ctx context.Context, p *Project) error
 	// DeleteProject removes the project, its deployments, jobs and logs,
-	// its environment variables and its webhook deliveries.
+	// its environment variables, hooks and webhook deliveries.
 	DeleteProject(ctx context.Context, id string) error
 	// ProjectsByGitHubRepo lists the projects tracking a GitHub repository
 	// ("owner/name", matched case-insensitively), ordered by name.
@@ -251,6 +290,17 @@ type Store interface {
 	ListEnvVars(ctx context.Context, projectID string) ([]*EnvVar, error)
 	// DeleteEnvVar removes a variable; an unknown one wraps ErrNotFound.
 	DeleteEnvVar(ctx context.Context, projectID, name string) error
+
+	// PutHook creates or replaces the project's hook for h.Event. CreatedAt
+	// is kept from the first write, UpdatedAt is now; both are written
+	// back. An unknown project wraps ErrNotFound.
+	PutHook(ctx context.Context, h *Hook) error
+	// GetHook returns the project's hook for event; none wraps ErrNotFound.
+	GetHook(ctx context.Context, projectID string, event HookEvent) (*Hook, error)
+	// ListHooks lists a project's hooks, ordered by event name.
+	ListHooks(ctx context.Context, projectID string) ([]*Hook, error)
+	// DeleteHook removes a hook; an unknown one wraps ErrNotFound.
+	DeleteHook(ctx context.Context, projectID string, event HookEvent) error
 
 	// RecordDelivery remembers a webhook delivery for a project; one seen
 	// before wraps ErrConflict (GitHub redelivers: act once).

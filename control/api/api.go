@@ -96,6 +96,10 @@ func New(cfg Config, deps Deps) *Server {
 	write.PUT("/projects/:project/env/:name", s.handle(s.setEnv))
 	write.DELETE("/projects/:project/env/:name", s.handle(s.deleteEnv))
 
+	read.GET("/projects/:project/hooks", s.handle(s.listHooks))
+	write.PUT("/projects/:project/hooks/:event", s.handle(s.setHook))
+	write.DELETE("/projects/:project/hooks/:event", s.handle(s.deleteHook))
+
 	write.POST("/projects/:project/uploads", s.handle(s.checkUpload))
 	write.PUT("/projects/:project/uploads/:sha256", s.handle(s.putBlob))
 

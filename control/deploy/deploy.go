@@ -3,10 +3,13 @@
 // rollback, preview deployments (per branch and pull request, retired when
 // the pull request closes), environment variables (sealed, scoped to the
 // build or the runtime, frozen per deployment), build-less deployments of
-// uploaded files, and commit statuses reported back to GitHub.
+// uploaded files, commit statuses reported back to GitHub, and the
+// projects' lifecycle hooks (pre-build, post-deploy, deploy-failed,
+// post-rollback), run in the background so they never block or fail a
+// deployment.
 //
 // It declares the ports it calls (Dispatcher, Router, Sealer, Blobs,
-// StatusReporter) and imports only control, jobs and edge; the adapters
+// StatusReporter, HookRunner) and imports only control, jobs and edge; the adapters
 // reach it through main. It is imported by control/api and
 // control/controld.
 package deploy
@@ -112,12 +115,18 @@ type Config struct {
 	// default BuildTimeout + 5m.
 	StaleClaim time.Duration
 	WorkerID   string
-	Logger     *slog.Logger
+	// HookTimeout bounds one lifecycle hook run (waiting for a slot
+	// included); default 10s.
+	HookTimeout time.Duration
+	// MaxHooks bounds the hooks running at once; default 4.
+	MaxHooks int
+	Logger   *slog.Logger
 }
 
 // DefaultConfig returns production defaults.
 func DefaultConfig() Config {
-	return Config{BuildTimeout: 15 * time.Minute, Workers: 1, PollInterval: 500 * time.Millisecond, MaxAttempts: 2}
+	return Config{BuildTimeout: 15 * time.Minute, Workers: 1, PollInterval: 500 * time.Millisecond, MaxAttempts: 2,
+		HookTimeout: 10 * time.Second, MaxHooks: 4}
 }
 
 // Deps are the ports the service calls. Store, Dispatcher, Router and
@@ -133,6 +142,10 @@ type Deps struct {
 	Blobs Blobs
 	// Status reports deployments on their GitHub commits. Optional.
 	Status StatusReporter
+	// Hooks runs the projects' lifecycle hooks (pre-build, post-deploy,
+	// deploy-failed, post-rollback) in the background. Optional: nil
+	// turns hooks off (they can still be stored).
+	Hooks HookRunner
 }
 
 // Service is the deployment workflow.
@@ -144,6 +157,14 @@ type Service struct {
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // deployment ID → cancel of its build
+
+	// Lifecycle hooks in flight (hooks.go).
+	hookCtx      context.Context // canceled when Run returns
+	cancelHooks  context.CancelFunc
+	hookSlots    chan struct{} // cfg.MaxHooks
+	hookWG       sync.WaitGroup
+	hookMu       sync.Mutex
+	hooksStopped bool
 }
 
 // New returns a Service. It starts nothing; Run starts the workers.
@@ -179,12 +200,22 @@ func New(cfg Config, deps Deps) *Service {
 	if cfg.EdgeScheme == "" {
 		cfg.EdgeScheme = "http"
 	}
+	if cfg.HookTimeout <= 0 {
+		cfg.HookTimeout = def.HookTimeout
+	}
+	if cfg.MaxHooks <= 0 {
+		cfg.MaxHooks = def.MaxHooks
+	}
+	hookCtx, cancelHooks := context.WithCancel(context.Background())
 	return &Service{
-		cfg:     cfg,
-		deps:    deps,
-		log:     cfg.Logger.With("component", "deploy"),
-		wake:    make(chan struct{}, 1),
-		running: make(map[string]context.CancelFunc),
+		cfg:         cfg,
+		deps:        deps,
+		log:         cfg.Logger.With("component", "deploy"),
+		wake:        make(chan struct{}, 1),
+		running:     make(map[string]context.CancelFunc),
+		hookCtx:     hookCtx,
+		cancelHooks: cancelHooks,
+		hookSlots:   make(chan struct{}, cfg.MaxHooks),
 	}
 }
 
@@ -615,30 +646,41 @@ func (s *Service) cancelRunning(id string) bool {
 }
 
 // Promote makes a ready deployment live for its project's production
-// environment, through the all-edges-ready cutover.
+// environment, through the all-edges-ready cutover. The project's
+// post-deploy hook runs afterwards, in the background.
 func (s *Service) Promote(ctx context.Context, deploymentID string) (*Cutover, error) {
-	d, err := s.deps.Store.GetDeployment(ctx, deploymentID)
+	c, p, d, err := s.promote(ctx, deploymentID)
 	if err != nil {
 		return nil, err
 	}
+	s.fireHook(p, d, control.HookPostDeploy, c.Previous, "")
+	return c, nil
+}
+
+func (s *Service) promote(ctx context.Context, deploymentID string) (*Cutover, *control.Project, *control.Deployment, error) {
+	d, err := s.deps.Store.GetDeployment(ctx, deploymentID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	if d.State != control.StateReady {
-		return nil, fmt.Errorf("deployment %s is %s, only ready deployments can go live: %w", d.ID, d.State, control.ErrConflict)
+		return nil, nil, nil, fmt.Errorf("deployment %s is %s, only ready deployments can go live: %w", d.ID, d.State, control.ErrConflict)
 	}
 	p, err := s.deps.Store.GetProject(ctx, d.ProjectID)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	c, err := s.deps.Router.Promote(ctx, p.ID, p.Name, control.Production, d.ID)
 	if err != nil {
-		return nil, fmt.Errorf("promote %s: %w", d.ID, err)
+		return nil, nil, nil, fmt.Errorf("promote %s: %w", d.ID, err)
 	}
 	s.log.Info("deployment live", "project", p.ID, "deployment", d.ID, "previous", c.Previous, "took", c.Total)
-	return c, nil
+	return c, p, d, nil
 }
 
 // Rollback points production back at an earlier ready deployment: toID, or
 // when empty the newest ready deployment older than the live one. Nothing
-// is rebuilt or re-uploaded.
+// is rebuilt or re-uploaded. The project's post-rollback hook runs
+// afterwards, in the background.
 func (s *Service) Rollback(ctx context.Context, projectID, toID string) (*Cutover, error) {
 	p, err := s.deps.Store.GetProject(ctx, projectID)
 	if err != nil {
@@ -677,5 +719,10 @@ func (s *Service) Rollback(ctx context.Context, projectID, toID string) (*Cutove
 	if d.ProjectID != p.ID {
 		return nil, fmt.Errorf("deployment %s: %w", toID, control.ErrNotFound)
 	}
-	return s.Promote(ctx, d.ID)
+	c, p, d, err := s.promote(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.fireHook(p, d, control.HookPostRollback, c.Previous, "")
+	return c, nil
 }

@@ -100,6 +100,12 @@ func newEnv(t *testing.T, fn func(jobs.BuildRequest, io.Writer) (*jobs.BuildResu
 // optional ports (Status).
 func newEnvWith(t *testing.T, fn func(jobs.BuildRequest, io.Writer) (*jobs.BuildResult, error), deps func(*deploy.Deps)) *env {
 	t.Helper()
+	return newEnvCfg(t, fn, deps, nil)
+}
+
+// newEnvCfg is newEnvWith with a callback on the service's Config too.
+func newEnvCfg(t *testing.T, fn func(jobs.BuildRequest, io.Writer) (*jobs.BuildResult, error), deps func(*deploy.Deps), tune func(*deploy.Config)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
 	store, err := sqlitestore.Open(ctx, filepath.Join(dir, "control.db"), nil)
@@ -129,6 +135,9 @@ func newEnvWith(t *testing.T, fn func(jobs.BuildRequest, io.Writer) (*jobs.Build
 	dd := deploy.Deps{Store: store, Dispatcher: d, Router: router{c, kv}, Sealer: keys, Blobs: blobs}
 	if deps != nil {
 		deps(&dd)
+	}
+	if tune != nil {
+		tune(&cfg)
 	}
 	svc := deploy.New(cfg, dd)
 	return &env{keys: keys, svc: svc, store: store, disp: d, coord: c, blobs: blobs}

@@ -34,6 +34,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	s.stopHooks()
 	return ctx.Err()
 }
 
@@ -159,6 +160,7 @@ func (s *Service) process(ctx context.Context, job *control.BuildJob) {
 	log.Info("build started", "project", p.ID, "ref", d.Ref, "build_variables", len(env))
 	fmt.Fprintf(logw, "==> pier: building %s of %s (attempt %d)\n", d.Ref, p.Name, job.Attempt)
 	s.report(ctx, p, d, "pending", "Building")
+	s.fireHook(p, d, control.HookPreBuild, "", "") // never waited for
 
 	bctx, cancel := context.WithTimeout(ctx, s.cfg.BuildTimeout+2*time.Minute)
 	s.mu.Lock()
@@ -265,6 +267,7 @@ func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.
 		fmt.Fprintf(logw, "==> pier: build failed: %s\n", res.Error)
 		log.Info("build failed", "reason", res.Error)
 		s.report(ctx, p, d, "failure", "Build failed: "+res.Error)
+		s.fireHook(p, d, control.HookDeployFailed, "", "")
 		return
 	}
 	fmt.Fprintf(logw, "==> pier: build ready in %s: %d files, %d bytes (%d new blobs)\n",
@@ -280,6 +283,7 @@ func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.
 	}
 	if env == "" { // a preview of a bare commit: its own URL only
 		s.report(ctx, p, d, "success", "Preview ready")
+		s.fireHook(p, d, control.HookPostDeploy, "", "")
 		return
 	}
 	c, err := s.deps.Router.Promote(ctx, p.ID, p.Name, env, d.ID)
@@ -287,6 +291,8 @@ func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.
 		fmt.Fprintf(logw, "==> pier: not promoted, the previous deployment stays live: %v\n", err)
 		log.Warn("promote after build", "environment", env, "err", err)
 		s.report(ctx, p, d, "error", "Built, but not live: the edges did not confirm it")
+		s.fireHook(p, d, control.HookDeployFailed, "",
+			"built, but not live: the edges did not confirm it, so the previous deployment stays live")
 		return
 	}
 	live := s.URL(p.Name)
@@ -299,6 +305,7 @@ func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.
 	} else {
 		s.report(ctx, p, d, "success", "Preview ready at "+live)
 	}
+	s.fireHook(p, d, control.HookPostDeploy, c.Previous, "")
 }
 
 // storeLog appends build output to the store as it arrives.

@@ -163,7 +163,7 @@ func TestFaultEdgeKilledMidSync(t *testing.T) {
 	live := st.edges[:2]
 	testenv.WaitFor(t, time.Minute, "the cutover to end", func() bool {
 		log := st.log(t, d2.ID)
-		return strings.Contains(log, "live on") || strings.Contains(log, "not promoted")
+		return strings.Contains(log, "==> pier: live ") || strings.Contains(log, "not promoted")
 	})
 	want := "v1"
 	if st.active(t) == d2.ID {
@@ -241,7 +241,7 @@ func TestFaultConsulRestartDuringCutover(t *testing.T) {
 
 	testenv.WaitFor(t, 2*time.Minute, "the cutover to end", func() bool {
 		log := st.log(t, d2.ID)
-		return strings.Contains(log, "live on") || strings.Contains(log, "not promoted")
+		return strings.Contains(log, "==> pier: live ") || strings.Contains(log, "not promoted")
 	})
 	want := "v1"
 	if a := st.active(t); a == d2.ID {

@@ -54,6 +54,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	buildTimeout := fs.Duration("build-timeout", 15*time.Minute, "time limit for install + build")
 	workers := fs.Int("workers", 2, "concurrent builds")
 	isolateTimeout := fs.Duration("isolate-timeout", 30*time.Second, "per-request time limit of SSR and functions")
+	githubAPI := fs.String("github-api-url", "", "where commit statuses go (default api.github.com; GitHub Enterprise: https://<host>/api/v3/)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -67,7 +68,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		DataDir:  *dataDir,
 		LogLevel: *logLevel,
 		Control: &config.Control{Listen: *apiAddr, BaseDomain: *baseDomain, Workers: *workers,
-			BuildTimeout: buildTimeout.String(), Sandbox: *sandbox, FunctionsListen: *functionsAddr},
+			BuildTimeout: buildTimeout.String(), Sandbox: *sandbox, FunctionsListen: *functionsAddr, GitHubAPIURL: *githubAPI},
 		Edge: &config.Edge{ID: "edge", Listen: *edgeAddr, IsolateTimeout: isolateTimeout.String()},
 	}
 	rt, err := cfg.Runtime()

@@ -151,7 +151,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 		}
 		svc := deploy.New(dcfg, deploy.Deps{Store: b.store, Dispatcher: b.dispatcher,
 			Router: router{c: coordinator, readyTimeout: rt.ReadyTimeout, drain: rt.Control.DrainUnready},
-			Sealer: b.sealer, Blobs: b.blobs, Status: gh})
+			Sealer: b.sealer, Blobs: b.blobs, Status: gh, Hooks: isolateHooks{cfg: isolatesConfig(rt).Runtime}})
 		if opts.dev {
 			// One process: no other worker can hold a claim.
 			if err := svc.RecoverOnStart(ctx); err != nil {

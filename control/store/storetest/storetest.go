@@ -31,6 +31,9 @@
 //   - PutEnvVar upserts by (project, name), keeps CreatedAt, and takes
 //     UpdatedAt from the argument when set; targets read back as written
 //     (never nil). Variables of one project never show in another's list.
+//   - PutHook upserts by (project, event), keeps CreatedAt and sets
+//     UpdatedAt to now; ListHooks is ordered by event name; hooks go with
+//     their project.
 //   - RecordDelivery wraps ErrConflict for a (project, delivery) seen
 //     before; ForgetDelivery lets it be recorded again.
 //
@@ -67,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) control.Store) {
 	t.Run("DeploymentEnv", func(t *testing.T) { testDeploymentEnv(t, open) })
 	t.Run("Approval", func(t *testing.T) { testApproval(t, open) })
 	t.Run("Deliveries", func(t *testing.T) { testDeliveries(t, open) })
+	t.Run("Hooks", func(t *testing.T) { testHooks(t, open) })
 }
 
 // base is a fixed instant with sub-microsecond digits, in a non-UTC zone,
@@ -985,6 +989,87 @@ func testDeliveries(t *testing.T, open func(t *testing.T) control.Store) {
 	}
 	if err := s.RecordDelivery(ctx, p.ID, id, "push"); err != nil {
 		t.Errorf("after ForgetDelivery: %v, want nil", err)
+	}
+}
+
+func testHooks(t *testing.T, open func(t *testing.T) control.Store) {
+	s := open(t)
+	ctx := t.Context()
+	p := mustProject(t, s, "app")
+	q := mustProject(t, s, "other")
+	if got, err := s.ListHooks(ctx, p.ID); err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("ListHooks(none) = %v, %v; want an empty non-nil slice", got, err)
+	}
+	before := time.Now().Add(-time.Second)
+	h := &control.Hook{ProjectID: p.ID, Event: control.HookPostDeploy, Code: "async function handler(ctx) { return 1 }"}
+	if err := s.PutHook(ctx, h); err != nil {
+		t.Fatalf("PutHook: %v", err)
+	}
+	if h.CreatedAt.Before(before) || !h.UpdatedAt.Equal(h.CreatedAt) || h.CreatedAt.Location() != time.UTC {
+		t.Errorf("times after create: %v %v", h.CreatedAt, h.UpdatedAt)
+	}
+	pre := &control.Hook{ProjectID: p.ID, Event: control.HookPreBuild, Code: "function handler() {}"}
+	if err := s.PutHook(ctx, pre); err != nil {
+		t.Fatalf("PutHook: %v", err)
+	}
+	if err := s.PutHook(ctx, &control.Hook{ProjectID: q.ID, Event: control.HookPostDeploy, Code: "other"}); err != nil {
+		t.Fatalf("PutHook: %v", err)
+	}
+	upd := &control.Hook{ProjectID: p.ID, Event: control.HookPostDeploy, Code: "async function handler(ctx) { return 2 }"}
+	if err := s.PutHook(ctx, upd); err != nil {
+		t.Fatalf("PutHook (replace): %v", err)
+	}
+	if !upd.CreatedAt.Equal(h.CreatedAt) || upd.UpdatedAt.Before(h.UpdatedAt) {
+		t.Errorf("after replace: created %v updated %v; want created %v, updated not before %v",
+			upd.CreatedAt, upd.UpdatedAt, h.CreatedAt, h.UpdatedAt)
+	}
+	got, err := s.ListHooks(ctx, p.ID)
+	if err != nil {
+		t.Fatalf("ListHooks: %v", err)
+	}
+	if diff := cmp.Diff([]*control.Hook{upd, pre}, got); diff != "" {
+		t.Errorf("ListHooks mismatch (-want +got):\n%s", diff)
+	}
+	one, err := s.GetHook(ctx, p.ID, control.HookPreBuild)
+	if err != nil {
+		t.Fatalf("GetHook: %v", err)
+	}
+	if diff := cmp.Diff(pre, one); diff != "" {
+		t.Errorf("GetHook mismatch (-want +got):\n%s", diff)
+	}
+	if err := s.DeleteHook(ctx, p.ID, control.HookPreBuild); err != nil {
+		t.Fatalf("DeleteHook: %v", err)
+	}
+	tests := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"get deleted", func() error { _, err := s.GetHook(ctx, p.ID, control.HookPreBuild); return err }, control.ErrNotFound},
+		{"get another project's", func() error {
+			_, err := s.GetHook(ctx, q.ID, control.HookPreBuild)
+			return err
+		}, control.ErrNotFound},
+		{"delete again", func() error { return s.DeleteHook(ctx, p.ID, control.HookPreBuild) }, control.ErrNotFound},
+		{"unknown project", func() error {
+			return s.PutHook(ctx, &control.Hook{ProjectID: "prj-nope", Event: control.HookPreBuild, Code: "x"})
+		}, control.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); !errors.Is(err, tt.want) {
+				t.Errorf("got %v, want an error wrapping %v", err, tt.want)
+			}
+		})
+	}
+	if got, err := s.ListHooks(ctx, q.ID); err != nil || len(got) != 1 || got[0].Code != "other" {
+		t.Errorf("the other project's hooks = %+v, %v", got, err)
+	}
+	if err := s.DeleteProject(ctx, q.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ListHooks(ctx, q.ID); err != nil || len(got) != 0 {
+		t.Errorf("after DeleteProject: %+v, %v; want none", got, err)
 	}
 }
 
