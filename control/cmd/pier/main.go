@@ -34,6 +34,8 @@ Commands:
   serve     run the control and/or edge roles from a config file on the
             production backends it selects (PostgreSQL, S3, Vault, Consul,
             Nomad); sections left out fall back to the embedded twins
+  deploy    deploy a local directory as it is (no build): only files the
+            server lacks are sent; prints the URL
   build     run one build (started by control or by a Nomad job)
   version   print the version
 
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runServe(ctx, args[1:], stdout, stderr)
 	case "build":
 		err = runBuild(ctx, args[1:], stdout, stderr)
+	case "deploy":
+		err = runDeploy(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "pier", version)
 	case "help", "-h", "--help":
@@ -96,15 +100,18 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 
 // parse parses args, then fills every flag not given on the command line
 // from its PIER_<NAME> environment variable.
-func parse(fs *flag.FlagSet, args []string) error {
+func parse(fs *flag.FlagSet, args []string) error { return parseN(fs, args, 0) }
+
+// parseN is parse for commands that take up to n positional arguments.
+func parseN(fs *flag.FlagSet, args []string, n int) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return errUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+	if fs.NArg() > n {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(n))
 		fs.Usage()
 		return errUsage
 	}
