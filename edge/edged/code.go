@@ -43,6 +43,12 @@ type IsolatesConfig struct {
 	MinWarm int
 	// ProjectMinWarm overrides MinWarm per project, by project ID or name.
 	ProjectMinWarm map[string]int
+	// CPUSlots bounds how many isolates run JavaScript at the same time
+	// (isolate.Gate): requests beyond it queue for a slot, while calls
+	// waiting on fetch or timers hold none. Default 0 means GOMAXPROCS;
+	// negative means no limit. Ignored when Runtime.Gate is set (a gate
+	// shared with other isolate users of the process).
+	CPUSlots int
 }
 
 // maxScriptBytes bounds a code file the edge will compile.
@@ -106,6 +112,9 @@ func newRunner(s *Server, ic IsolatesConfig, log *slog.Logger) *runner {
 	}
 	if r.cfg.MaxBodyBytes <= 0 {
 		r.cfg.MaxBodyBytes = isolate.DefaultConfig().MaxBodyBytes
+	}
+	if r.cfg.Gate == nil && ic.CPUSlots >= 0 {
+		r.cfg.Gate = isolate.NewGate(ic.CPUSlots)
 	}
 	r.pool = warmpool.New(warmpool.Config{MaxTotal: ic.Capacity, IdleTimeout: ic.IdleTimeout, Logger: log}, r.start)
 	return r
@@ -194,7 +203,7 @@ func (r *runner) compileFile(ctx context.Context, m *edge.Manifest, name string)
 	if err != nil {
 		return nil, fmt.Errorf("read code file %q: %w", name, err)
 	}
-	return isolate.Compile(ctx, name, src)
+	return isolate.CompileWith(ctx, r.cfg, name, src)
 }
 
 // start is the pool's NewFunc: a cold start of one isolate for key.
@@ -351,6 +360,12 @@ type IsolateStats struct {
 	Compiled      int64   `json:"compiled"`
 	CompileAvgMs  float64 `json:"compile_avg_ms"`
 	CompileErrors int64   `json:"compile_errors"`
+	// CPUSlots is the capacity of the CPU gate (0: no gate), CPURunning
+	// the slots held now and CPUWaits how many entries into JavaScript
+	// found every slot taken and queued.
+	CPUSlots   int    `json:"cpu_slots"`
+	CPURunning int    `json:"cpu_running"`
+	CPUWaits   uint64 `json:"cpu_waits"`
 }
 
 // IsolateStats returns the counters of the edge's code runtime.
@@ -362,6 +377,8 @@ func (s *Server) IsolateStats() IsolateStats {
 		Evictions: ps.Evictions, Expirations: ps.Expirations, Discards: ps.Discards, Live: ps.Live, Idle: ps.Idle,
 		Compiled: r.compiles.Load(), CompileErrors: r.compileErr.Load(),
 	}
+	gs := r.cfg.Gate.Stats()
+	st.CPUSlots, st.CPURunning, st.CPUWaits = gs.Slots, gs.Running, gs.Waits
 	if n := r.coldStarts.Load(); n > 0 {
 		st.StartAvgMs = float64(r.coldNanos.Load()) / float64(n) / 1e6
 	}

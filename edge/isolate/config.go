@@ -24,6 +24,12 @@ type Config struct {
 	MaxLogBytes int
 	// Fetch is the outbound HTTP policy of the fetch global.
 	Fetch FetchPolicy
+	// Gate, when set, is the CPU gate shared by every Runtime built with
+	// this Config (and by CompileWith): at most Gate.Slots() of them run
+	// JavaScript at once; calls waiting on fetch or timers hold no slot.
+	// Give all of a process's Runtimes the same Gate, e.g.
+	// NewGate(0) for GOMAXPROCS slots. nil: no limit.
+	Gate *Gate
 	// OnLog receives console output. nil: console output is logged at debug
 	// level through Logger.
 	OnLog func(LogEntry)

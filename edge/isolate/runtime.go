@@ -145,6 +145,9 @@ func (r *Runtime) start(ctx context.Context, wantCache bool) (err error) {
 
 	c := r.begin(ctx, "")
 	defer r.end(c)
+	if err := r.hold(c); err != nil {
+		return fmt.Errorf("start isolate: %w", err)
+	}
 
 	native, err := r.nativeObject(m)
 	if err != nil {
@@ -251,6 +254,7 @@ type call struct {
 	fetches int // started
 	waiting int // started and not yet delivered
 	dirty   bool
+	held    bool // holds a slot of the Runtime's Gate
 
 	mu      sync.Mutex
 	inJS    bool
@@ -301,6 +305,7 @@ func (c *call) trip(iso *v8.Isolate, reason error) {
 // next call: a termination requested as the script was returning is
 // absorbed, and leftover timers and fetch callbacks are dropped.
 func (r *Runtime) end(c *call) {
+	defer r.yield(c) // after the cleanup below, which runs JS
 	c.stop()
 	c.cancel()
 	r.cur = nil
@@ -338,6 +343,9 @@ func (r *Runtime) end(c *call) {
 
 // run enters JS through f under the watchdog and classifies its error.
 func (r *Runtime) run(c *call, f func() (*v8.Value, error)) (*v8.Value, error) {
+	if err := r.hold(c); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	if c.tripped {
 		c.mu.Unlock()
@@ -363,6 +371,29 @@ func (r *Runtime) run(c *call, f func() (*v8.Value, error)) (*v8.Value, error) {
 		return nil, ErrHeapLimit
 	}
 	return nil, scriptError(err)
+}
+
+// hold takes a slot of the CPU gate for c, unless it holds one already,
+// before it enters JS. Waiting for the slot counts against the call's
+// deadline: a call tripped while it waits gets its reason back.
+func (r *Runtime) hold(c *call) error {
+	if c.held || r.cfg.Gate == nil {
+		return nil
+	}
+	if !r.cfg.Gate.enter(c.done) {
+		return c.reason
+	}
+	c.held = true
+	return nil
+}
+
+// yield gives c's gate slot back: while the call waits on fetches and
+// timers, and when it ends.
+func (r *Runtime) yield(c *call) {
+	if c.held {
+		c.held = false
+		r.cfg.Gate.leave()
+	}
 }
 
 func scriptError(err error) error {
@@ -425,6 +456,9 @@ func (r *Runtime) Serve(ctx context.Context, req *http.Request, requestID string
 	}
 	c := r.begin(ctx, requestID)
 	defer r.end(c)
+	if err := r.hold(c); err != nil {
+		return nil, err
+	}
 	m := r.vm
 
 	metaV, err := v8.NewValue(m.iso, string(meta))
@@ -474,6 +508,9 @@ func (r *Runtime) Invoke(ctx context.Context, input json.RawMessage) (_ json.Raw
 	}
 	c := r.begin(ctx, "")
 	defer r.end(c)
+	if err := r.hold(c); err != nil {
+		return nil, err
+	}
 	m := r.vm
 	in, err := v8.NewValue(m.iso, string(input))
 	if err != nil {
@@ -538,8 +575,26 @@ func (r *Runtime) await(c *call, v *v8.Value) (*v8.Value, error) {
 		if ms < 0 && c.waiting == 0 {
 			return nil, &ScriptError{Message: "the script's promise will never settle: nothing is pending (no fetch, no timer)"}
 		}
+		// A fetch that has finished, or a timer due now, is the next turn:
+		// keep the gate slot for it. Otherwise give the slot back while
+		// the call waits; the next entry into JS (run) takes one again.
+		select {
+		case res := <-c.events:
+			c.waiting--
+			if err := r.deliver(c, res); err != nil {
+				return nil, err
+			}
+			continue
+		case <-c.done:
+			return nil, c.reason
+		default:
+		}
+		if ms == 0 {
+			continue
+		}
+		r.yield(c)
 		var tick <-chan time.Time
-		if ms >= 0 {
+		if ms > 0 {
 			d := time.Duration(ms * float64(time.Millisecond))
 			if timer == nil {
 				timer = time.NewTimer(d)

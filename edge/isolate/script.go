@@ -42,7 +42,21 @@ func (s *Script) CompileTime() time.Duration { return s.compileTime }
 // reports syntax and top-level errors now rather than on the first request,
 // and records V8 code caches so that each New skips parsing and compiling.
 // Errors are *ScriptError (the message names the line) or ctx's error.
+//
+// Compile is CompileWith(ctx, DefaultConfig(), name, source).
 func Compile(ctx context.Context, name string, source []byte) (*Script, error) {
+	cfg := DefaultConfig()
+	if dl, ok := ctx.Deadline(); ok {
+		cfg.Timeout = max(time.Until(dl), time.Millisecond)
+	}
+	return CompileWith(ctx, cfg, name, source)
+}
+
+// CompileWith is Compile under cfg's limits: its HeapMB, Timeout (or ctx's
+// deadline when that is sooner), Gate and Logger apply to the scratch
+// isolate. Its env is always empty and console output goes to cfg.Logger at
+// debug level.
+func CompileWith(ctx context.Context, cfg Config, name string, source []byte) (*Script, error) {
 	t0 := time.Now()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -51,7 +65,10 @@ func Compile(ctx context.Context, name string, source []byte) (*Script, error) {
 		name = "script.js"
 	}
 	s := &Script{name: name, source: string(source)}
-	classicErr := checkClassic(s.source, name)
+	classicErr, err := checkClassic(ctx, cfg.Gate, s.source, name)
+	if err != nil {
+		return nil, fmt.Errorf("compile %s: %w", name, err)
+	}
 	if classicErr != nil {
 		src, err := moduleToFunction(s.source, name)
 		if err != nil {
@@ -59,11 +76,12 @@ func Compile(ctx context.Context, name string, source []byte) (*Script, error) {
 		}
 		s.source, s.module = src, true
 	}
-	cfg := DefaultConfig()
-	if dl, ok := ctx.Deadline(); ok {
+	cfg = cfg.withDefaults()
+	cfg.OnLog = nil
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < cfg.Timeout {
 		cfg.Timeout = max(time.Until(dl), time.Millisecond)
 	}
-	r := &Runtime{cfg: cfg.withDefaults(), script: s, envJS: "{}", fetch: newFetcher(cfg.Fetch)}
+	r := &Runtime{cfg: cfg, script: s, envJS: "{}", fetch: newFetcher(cfg.Fetch)}
 	r.log = r.cfg.Logger
 	defer r.fetch.close()
 	if err := r.start(ctx, true); err != nil {
@@ -74,12 +92,20 @@ func Compile(ctx context.Context, name string, source []byte) (*Script, error) {
 	return s, nil
 }
 
-// checkClassic compiles source as a classic script in a scratch isolate.
-func checkClassic(source, name string) error {
+// checkClassic compiles source as a classic script in a scratch isolate,
+// holding a slot of gate (if any) meanwhile. err is ctx's error if it ends
+// while the gate is full.
+func checkClassic(ctx context.Context, gate *Gate, source, name string) (classicErr, err error) {
+	if gate != nil {
+		if !gate.enter(ctx.Done()) {
+			return nil, ctx.Err()
+		}
+		defer gate.leave()
+	}
 	iso := v8.NewIsolate()
 	defer iso.Dispose()
-	_, err := iso.CompileUnboundScript(source, name, v8.CompileOptions{})
-	return err
+	_, classicErr = iso.CompileUnboundScript(source, name, v8.CompileOptions{})
+	return classicErr, nil
 }
 
 // moduleToFunction rewrites an ES module into a function expression that
