@@ -141,7 +141,7 @@ func Run(ctx context.Context, cfg Config, up Uploader, req jobs.BuildRequest) (r
 		cfg:    cfg,
 		up:     up,
 		req:    req,
-		log:    newLogWriter(cfg.Log, logger, append(tokenSecrets(req.GitToken), urlSecrets(req.RepoURL)...)...),
+		log:    newLogWriter(cfg.Log, logger, logSecrets(req)...),
 		logger: logger,
 		maxMem: maxInMemory,
 	}

@@ -707,3 +707,25 @@ func TestUploadFails(t *testing.T) {
 		t.Fatal("a manifest was written for a failed upload")
 	}
 }
+
+// A build that prints a build-scoped variable shows "***" in the log, not
+// the value; the build itself still sees the value.
+func TestBuildEnvMaskedInLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "")
+	url, sha := e.git.CreateRepo(t, "mask", map[string]string{"index.html": "x"})
+	cfg, _ := e.config("")
+	res, log := e.run(t, cfg, jobs.BuildRequest{
+		DeploymentID: "dpl-mask", RepoURL: url, Ref: sha, OutputDir: "out",
+		Env:          map[string]string{"STRIPE_KEY": "sk_live_0123456789abcdef", "CI": "1"},
+		BuildCommand: `mkdir -p out && echo "key is $STRIPE_KEY" && printf %s "$STRIPE_KEY" > out/key.txt`,
+	})
+	wantOK(t, res)
+	if strings.Contains(log, "sk_live_0123456789abcdef") || !strings.Contains(log, "key is ***") {
+		t.Errorf("build log does not mask the variable:\n%s", log)
+	}
+	m := e.manifest(t, "dpl-mask")
+	if got := string(e.blob(t, m.Files["key.txt"].SHA256)); got != "sk_live_0123456789abcdef" {
+		t.Errorf("the build saw %q, want the real value", got)
+	}
+}

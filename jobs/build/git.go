@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/pierhq/pier/jobs"
 	"io"
 	"net/url"
 	"os/exec"
@@ -23,6 +24,21 @@ var shaPattern = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 // Actions uses: Basic base64("x-access-token:TOKEN").
 func authHeader(token string) string {
 	return "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("x-access-token:"+token))
+}
+
+// logSecrets are every string of req the build log must never show: the
+// git token (and its encodings), a password in the repository URL, and the
+// value of every build-scoped variable (a build that echoes one gets
+// "***"). Values shorter than 4 bytes are left alone: masking "1" or "on"
+// everywhere would garble the log and protect nothing.
+func logSecrets(req jobs.BuildRequest) []string {
+	s := append(tokenSecrets(req.GitToken), urlSecrets(req.RepoURL)...)
+	for _, v := range req.Env {
+		if len(v) >= 4 {
+			s = append(s, v)
+		}
+	}
+	return s
 }
 
 // tokenSecrets are the strings the build log must never show: the token
