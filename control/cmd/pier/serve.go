@@ -280,29 +280,55 @@ func isolatesConfig(rt *config.Runtime) edged.IsolatesConfig {
 // variables: control writes them sealed to the object store
 // (deploy.RuntimeEnvKey) when the deployment is ready; the edge opens them
 // with the secrets backend (in production a Vault token that may only
-// decrypt: vault/pier-edge.hcl). No document means no variables.
+// decrypt: vault/pier-edge.hcl). No document means no variables. A
+// deployment's variables are frozen, so each is read and opened once per
+// process, not on every isolate cold start.
 func runtimeEnv(blobs blobStore, sealer deploy.Sealer) func(context.Context, string) (map[string]string, error) {
+	var (
+		mu     sync.Mutex
+		opened = map[string]map[string]string{}
+	)
 	return func(ctx context.Context, deploymentID string) (map[string]string, error) {
-		rc, err := blobs.Get(ctx, deploy.RuntimeEnvKey(deploymentID))
-		if errors.Is(err, edge.ErrNotExist) {
-			return nil, nil
+		mu.Lock()
+		env, ok := opened[deploymentID]
+		mu.Unlock()
+		if ok {
+			return env, nil
 		}
-		if err != nil {
-			return nil, fmt.Errorf("runtime env of %s: %w", deploymentID, err)
+		env, found, err := openRuntimeEnv(ctx, blobs, sealer, deploymentID)
+		if err != nil || !found {
+			// Not cached when absent: control writes the document as the
+			// deployment becomes ready, which a lazily loaded deployment
+			// host can precede.
+			return env, err
 		}
-		defer rc.Close()
-		var doc deploy.RuntimeEnvDoc
-		if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&doc); err != nil {
-			return nil, fmt.Errorf("runtime env of %s: %w", deploymentID, err)
-		}
-		env := make(map[string]string, len(doc.Env))
-		for name, sealed := range doc.Env {
-			v, err := sealer.Unseal(ctx, sealed)
-			if err != nil {
-				return nil, fmt.Errorf("runtime env of %s: open %s: %w", deploymentID, name, err)
-			}
-			env[name] = string(v)
-		}
+		mu.Lock()
+		opened[deploymentID] = env
+		mu.Unlock()
 		return env, nil
 	}
+}
+
+func openRuntimeEnv(ctx context.Context, blobs blobStore, sealer deploy.Sealer, deploymentID string) (env map[string]string, found bool, err error) {
+	rc, err := blobs.Get(ctx, deploy.RuntimeEnvKey(deploymentID))
+	if errors.Is(err, edge.ErrNotExist) {
+		return map[string]string{}, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("runtime env of %s: %w", deploymentID, err)
+	}
+	defer rc.Close()
+	var doc deploy.RuntimeEnvDoc
+	if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&doc); err != nil {
+		return nil, false, fmt.Errorf("runtime env of %s: %w", deploymentID, err)
+	}
+	env = make(map[string]string, len(doc.Env))
+	for name, sealed := range doc.Env {
+		v, err := sealer.Unseal(ctx, sealed)
+		if err != nil {
+			return nil, false, fmt.Errorf("runtime env of %s: open %s: %w", deploymentID, name, err)
+		}
+		env[name] = string(v)
+	}
+	return env, true, nil
 }
