@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -137,25 +136,7 @@ func (st *prodStack) startEdge(t *testing.T, e *prodEdge) {
 
 func (st *prodStack) call(t *testing.T, method, path string, body, out any) int {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		r = strings.NewReader(string(raw))
-	}
-	req, _ := http.NewRequest(method, st.api+path, r)
-	req.Header.Set("Authorization", "Bearer "+st.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %q: %v", method, path, raw, err)
-		}
-	}
-	return resp.StatusCode
+	return testenv.CallAPI(t, st.api, st.token, method, path, body, out)
 }
 
 func (st *prodStack) deploy(t *testing.T, project, ref string) deployment {

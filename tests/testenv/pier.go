@@ -158,6 +158,14 @@ func (d *Dev) API(t testing.TB, method, path string, body, out any) int {
 // APIWithToken is API with another token ("" sends none).
 func (d *Dev) APIWithToken(t testing.TB, token, method, path string, body, out any) int {
 	t.Helper()
+	return CallAPI(t, d.APIURL, token, method, path, body, out)
+}
+
+// CallAPI calls a Pier control API at base with token ("" sends none),
+// JSON-encoding body when not nil and decoding a JSON answer into out when
+// not nil. It returns the status.
+func CallAPI(t testing.TB, base, token, method, path string, body, out any) int {
+	t.Helper()
 	var r io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -166,7 +174,7 @@ func (d *Dev) APIWithToken(t testing.TB, token, method, path string, body, out a
 		}
 		r = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, d.APIURL+path, r)
+	req, err := http.NewRequest(method, base+path, r)
 	if err != nil {
 		t.Fatal(err)
 	}
