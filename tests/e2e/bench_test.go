@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pierhq/pier/edge/blob/dirblob"
 	"github.com/pierhq/pier/edge/blob/s3blob"
 	"github.com/pierhq/pier/edge/cache/cachetest"
 	"github.com/pierhq/pier/edge/coord"
 	"github.com/pierhq/pier/edge/coord/consulkv"
+	"github.com/pierhq/pier/edge/coord/raftkv"
+	"github.com/pierhq/pier/edge/edged"
 	"github.com/pierhq/pier/tests/testenv"
 )
 
@@ -79,6 +83,48 @@ consul {
 		return err == nil && len(es) == 3
 	})
 
+	runCutover(b, c, blobs, addrs, "3 edge processes on Consul + MinIO")
+}
+
+// BenchmarkCutoverRaft is the same measurement on the embedded backends:
+// single-node raft, a local-disk object store, three edges in this process.
+//
+//	go test -run '^$' -bench CutoverRaft -benchtime 10x ./tests/e2e
+func BenchmarkCutoverRaft(b *testing.B) {
+	ctx := context.Background()
+	kv, err := raftkv.Open(raftkv.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kv.Close()
+	blobs, err := dirblob.New(filepath.Join(b.TempDir(), "blobs"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := coord.New(coord.Config{ReadyTimeout: time.Minute}, kv)
+	var addrs []string
+	for i := range 3 {
+		s, err := edged.New(edged.Config{ID: fmt.Sprintf("edge-%d", i+1), Addr: "127.0.0.1:0", BaseDomain: "pier.test",
+			CacheDir: b.TempDir(), Logger: slog.New(slog.DiscardHandler)}, edged.Deps{Coord: c, Blobs: blobs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ectx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { s.Run(ectx); close(done) }()
+		defer func() { cancel(); <-done }()
+		<-s.Ready()
+		addrs = append(addrs, s.Addr())
+	}
+	runCutover(b, c, blobs, addrs, "3 in-process edges on raft + local disk")
+}
+
+// runCutover is the measurement both setups share: each iteration publishes
+// a deployment of 1,000 files of which 10 changed (the build is done), then
+// times until every edge at addrs serves it, then rolls back and times until
+// every edge serves the old one again.
+func runCutover(b *testing.B, c *coord.Coordinator, blobs cachetest.Putter, addrs []string, setup string) {
+	ctx := context.Background()
 	const files, changed = 1000, 10
 	base := cachetest.Deployment{ID: "dpl-bench-base", ProjectID: "prj-bench", ProjectName: "bench", Files: map[string]cachetest.File{}}
 	for i := range files {
@@ -133,9 +179,9 @@ consul {
 		rollbacks = append(rollbacks, time.Since(start))
 	}
 	b.StopTimer()
-	benchReport(b, "deploy", deploys, time.Second)
-	benchReport(b, "confirm", confirms, 0)
-	benchReport(b, "rollback", rollbacks, 100*time.Millisecond)
+	benchReport(b, setup, "deploy", deploys, time.Second)
+	benchReport(b, setup, "confirm", confirms, 0)
+	benchReport(b, setup, "rollback", rollbacks, 100*time.Millisecond)
 }
 
 // serving polls addr until / for bench.pier.test answers body (bounded).
@@ -158,7 +204,7 @@ func serving(b *testing.B, addr, body string) {
 	}
 }
 
-func benchReport(b *testing.B, name string, ds []time.Duration, target time.Duration) {
+func benchReport(b *testing.B, setup, name string, ds []time.Duration, target time.Duration) {
 	if len(ds) == 0 {
 		return
 	}
@@ -170,5 +216,5 @@ func benchReport(b *testing.B, name string, ds []time.Duration, target time.Dura
 	if target > 0 {
 		t = fmt.Sprintf(" (target under %v)", target)
 	}
-	b.Logf("%s, 3 edge processes on Consul + MinIO: p50 %v, max %v over %d runs%s", name, p50.Round(10*time.Microsecond), max.Round(10*time.Microsecond), len(ds), t)
+	b.Logf("%s, %s: p50 %v, max %v over %d runs%s", name, setup, p50.Round(10*time.Microsecond), max.Round(10*time.Microsecond), len(ds), t)
 }
