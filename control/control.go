@@ -231,6 +231,8 @@ type BuildJob struct {
 // Not-found lookups return an error wrapping ErrNotFound; a unique-key
 // violation (a second project with the same name) wraps ErrConflict.
 type Store interface {
+	DomainStore
+
 	CreateProject(ctx context.Context, p *Project) error
 	// GetProject finds a project by ID or by name.
 	GetProject(ctx context.Context, idOrName string) (*Project, error)
