@@ -23,6 +23,7 @@ import (
 
 	"github.com/pierhq/pier/control"
 	"github.com/pierhq/pier/control/deploy"
+	"github.com/pierhq/pier/control/domains"
 )
 
 // Tokens is the part of the store the API authenticates with.
@@ -48,6 +49,8 @@ type Config struct {
 type Deps struct {
 	Deploy *deploy.Service
 	Tokens Tokens
+	// Domains is the custom-domain workflow; nil answers its routes 404.
+	Domains *domains.Service
 }
 
 // Server is the HTTP API.
@@ -99,6 +102,12 @@ func New(cfg Config, deps Deps) *Server {
 	read.GET("/projects/:project/hooks", s.handle(s.listHooks))
 	write.PUT("/projects/:project/hooks/:event", s.handle(s.setHook))
 	write.DELETE("/projects/:project/hooks/:event", s.handle(s.deleteHook))
+
+	read.GET("/projects/:project/domains", s.handleDomain(s.listDomains))
+	write.POST("/projects/:project/domains", s.handleDomain(s.addDomain))
+	read.GET("/projects/:project/domains/:domain", s.handleDomain(s.getDomain))
+	write.POST("/projects/:project/domains/:domain/verify", s.handleDomain(s.verifyDomain))
+	write.DELETE("/projects/:project/domains/:domain", s.handleDomain(s.deleteDomain))
 
 	write.POST("/projects/:project/uploads", s.handle(s.checkUpload))
 	write.PUT("/projects/:project/uploads/:sha256", s.handle(s.putBlob))

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -310,4 +311,36 @@ func newToken() string {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return "pier-verify=" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// Record is a DNS record a user sets for a domain.
+type Record struct {
+	Type  string `json:"type"`
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Records are the DNS records that verify d for the project named
+// projectName: the TXT challenge, then the ways to point it at the edges.
+func (s *Service) Records(d *control.Domain, projectName string) []Record {
+	out := []Record{{Type: "TXT", Name: ChallengePrefix + d.Name, Value: d.Token}}
+	switch {
+	case s.cfg.CNAMETarget != "":
+		out = append(out, Record{Type: "CNAME", Name: d.Name, Value: s.cfg.CNAMETarget})
+	case s.cfg.BaseDomain != "" && projectName != "":
+		out = append(out, Record{Type: "CNAME", Name: d.Name, Value: strings.ToLower(projectName) + "." + s.cfg.BaseDomain})
+	}
+	ips := make([]string, 0, len(s.edges))
+	for ip := range s.edges {
+		ips = append(ips, ip)
+	}
+	slices.Sort(ips)
+	for _, ip := range ips {
+		typ := "A"
+		if net.ParseIP(ip).To4() == nil {
+			typ = "AAAA"
+		}
+		out = append(out, Record{Type: typ, Name: d.Name, Value: ip})
+	}
+	return out
 }
