@@ -16,6 +16,8 @@
 //	pier/deployments/<deployment-id>/ready/<edge-id>  written by an edge once it holds the whole deployment
 //	pier/projects/<project-id>/<environment>          the active-deployment pointer
 //	pier/locks/project/<project-id>                   the cutover lock (session lock)
+//	pier/domains/<domain>                             a verified custom domain and its project (domains.go)
+//	pier/tls/...                                      certificates shared by every edge (edge/certs)
 //
 // Imports: edge, the standard library.
 package coord
