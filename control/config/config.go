@@ -47,6 +47,36 @@ type Config struct {
 	Vault    *Vault    `hcl:"vault,block"`
 	Consul   *Consul   `hcl:"consul,block"`
 	Nomad    *Nomad    `hcl:"nomad,block"`
+	TLS      *TLS      `hcl:"tls,block"`
+	Domains  *Domains  `hcl:"domains,block"`
+}
+
+// TLS is the edges' HTTPS: certificates for verified custom domains from
+// an ACME CA, and an operator-supplied wildcard certificate for the base
+// domain (docs/domains.md).
+type TLS struct {
+	// ACMECA is the ACME directory URL; default Let's Encrypt.
+	ACMECA string `hcl:"acme_ca,optional"`
+	// ACMECARoot is a PEM file of roots trusted for the CA's own HTTPS
+	// (a private CA); default the system roots.
+	ACMECARoot string `hcl:"acme_ca_root,optional"`
+	ACMEEmail  string `hcl:"acme_email,optional"`
+	// WildcardCert and WildcardKey are PEM files of a certificate for
+	// *.<base_domain> (and any other names it lists).
+	WildcardCert string `hcl:"wildcard_cert,optional"`
+	WildcardKey  string `hcl:"wildcard_key,optional"`
+}
+
+// Domains is how custom domains are verified.
+type Domains struct {
+	// Resolver is the DNS server asked ("host:port"); default the first
+	// nameserver of /etc/resolv.conf.
+	Resolver string `hcl:"resolver,optional"`
+	// CNAMETarget is a host name pointing at the edges that custom domains
+	// may CNAME to (besides <project>.<base_domain>).
+	CNAMETarget string `hcl:"cname_target,optional"`
+	// EdgeAddresses are the edges' public IPs, for A/AAAA records.
+	EdgeAddresses []string `hcl:"edge_addresses,optional"`
 }
 
 // Control is the control role.
@@ -78,6 +108,9 @@ type Control struct {
 type Edge struct {
 	ID       string `hcl:"id,optional"` // default: the host name
 	Listen   string `hcl:"listen,optional"`
+	// HTTPSListen serves HTTPS (custom domains, the wildcard certificate)
+	// on this address; "" turns HTTPS off.
+	HTTPSListen string `hcl:"https_listen,optional"`
 	CacheDir string `hcl:"cache_dir,optional"`
 	// Isolates: SSR and functions (see docs/runtime.md).
 	IsolateCapacity int    `hcl:"isolate_capacity,optional"` // default 64
@@ -138,6 +171,9 @@ type Nomad struct {
 	MemoryMB    int      `hcl:"memory_mb,optional"`
 }
 
+// LetsEncrypt is the default ACME directory.
+const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
+
 // Load reads path (if not empty), then applies the environment.
 func Load(path string, env func(string) (string, bool)) (*Config, error) {
 	c := &Config{}
@@ -184,6 +220,21 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 	str(&c.Edge.ID, "PIER_EDGE_ID")
 	str(&c.Edge.Listen, "PIER_EDGE_LISTEN")
 	str(&c.Edge.CacheDir, "PIER_EDGE_CACHE_DIR")
+	str(&c.Edge.HTTPSListen, "PIER_EDGE_HTTPS_LISTEN")
+	if c.TLS == nil {
+		c.TLS = &TLS{}
+	}
+	str(&c.TLS.ACMECA, "PIER_ACME_CA")
+	str(&c.TLS.ACMECARoot, "PIER_ACME_CA_ROOT")
+	str(&c.TLS.ACMEEmail, "PIER_ACME_EMAIL")
+	if c.Domains == nil {
+		c.Domains = &Domains{}
+	}
+	str(&c.Domains.Resolver, "PIER_DNS_RESOLVER")
+	str(&c.Domains.CNAMETarget, "PIER_DOMAINS_CNAME_TARGET")
+	if v, ok := lookup("PIER_EDGE_ADDRESSES"); ok && v != "" {
+		c.Domains.EdgeAddresses = strings.Split(v, ",")
+	}
 	if v, ok := lookup("PIER_POSTGRES_DSN"); ok && v != "" {
 		if c.Postgres == nil {
 			c.Postgres = &Postgres{}
@@ -242,6 +293,8 @@ type Runtime struct {
 	ReadyTimeout   time.Duration
 	IsolateTimeout time.Duration
 	Edge           Edge
+	TLS            TLS
+	Domains        Domains
 
 	// Nil means the embedded twin.
 	Postgres *Postgres
@@ -348,6 +401,32 @@ func (c *Config) Runtime() (*Runtime, error) {
 	}
 	if _, _, err := net.SplitHostPort(r.Edge.Listen); err != nil {
 		bad("edge.listen: %v", err)
+	}
+
+	if r.Edge.HTTPSListen != "" {
+		if _, _, err := net.SplitHostPort(r.Edge.HTTPSListen); err != nil {
+			bad("edge.https_listen: %v", err)
+		}
+	}
+	if c.TLS != nil {
+		r.TLS = *c.TLS
+	}
+	if r.TLS.ACMECA == "" {
+		r.TLS.ACMECA = LetsEncrypt
+	} else if !strings.HasPrefix(r.TLS.ACMECA, "https://") {
+		bad("tls.acme_ca: %q is not an https:// ACME directory URL", r.TLS.ACMECA)
+	}
+	if (r.TLS.WildcardCert == "") != (r.TLS.WildcardKey == "") {
+		bad("tls: wildcard_cert and wildcard_key go together")
+	}
+	if c.Domains != nil {
+		r.Domains = *c.Domains
+	}
+	for i, a := range r.Domains.EdgeAddresses {
+		r.Domains.EdgeAddresses[i] = strings.TrimSpace(a)
+		if net.ParseIP(r.Domains.EdgeAddresses[i]) == nil {
+			bad("domains.edge_addresses: %q is not an IP address", a)
+		}
 	}
 
 	if c.Postgres != nil && c.Postgres.DSN != "" {

@@ -43,6 +43,7 @@ const Production = "production"
 type Config struct {
 	ID         string
 	Addr       string // listen address, e.g. "127.0.0.1:8080" or ":0"
+	HTTPSAddr  string // HTTPS listen address; "" or no Deps.TLS: none
 	BaseDomain string // "localhost" in dev: <project>.localhost, <deployment-id>.<project>.localhost
 	CacheDir   string
 	Logger     *slog.Logger // nil: discard
@@ -107,6 +108,10 @@ type Deps struct {
 	// server code as env (never as globals). It is called for every
 	// isolate start. nil: an empty env.
 	Env func(ctx context.Context, deploymentID string) (map[string]string, error)
+	// Hosts routes verified custom domains; nil: none. TLS serves HTTPS
+	// on HTTPSAddr; nil: plain HTTP only (https.go).
+	Hosts Hosts
+	TLS   TLS
 }
 
 // Server is one edge. Create it with New and start it with Run.
@@ -120,6 +125,7 @@ type Server struct {
 	code  *runner
 
 	addr      atomic.Pointer[string]
+	httpsAddr atomic.Pointer[string]
 	ready     chan struct{}
 	readyOnce sync.Once
 	// synced: every live deployment was held once; /healthz answers 200
@@ -244,7 +250,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.runCtx = ctx
 
 	srv := &http.Server{
-		Handler:           s,
+		Handler:           s.plainHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -252,6 +258,11 @@ func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	s.log.Info("edge listening", "addr", addr, "base_domain", s.cfg.BaseDomain)
+	stopHTTPS, err := s.serveHTTPS(ctx, serveErr)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
 
 	// The isolate pool outlives the loop: it closes after the HTTP server
 	// has finished the requests in flight.
@@ -293,6 +304,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("graceful shutdown cut short", "err", err)
 		_ = srv.Close()
 	}
+	stopHTTPS(sctx)
 	s.log.Info("edge stopped")
 	return runErr
 }

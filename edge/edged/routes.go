@@ -67,6 +67,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Pier-Edge", s.cfg.ID)
 
 	labels, ok := s.siteLabels(r.Host)
+	if !ok {
+		labels, ok = s.customSite(r.Host)
+	}
 	t := s.table.Load()
 	switch {
 	case !ok:

@@ -24,10 +24,12 @@ type DevInfo struct {
 	APIURL       string   `json:"api_url"`
 	FunctionsURL string   `json:"functions_url,omitempty"`
 	EdgeURLs     []string `json:"edge_urls"`
-	BaseDomain   string   `json:"base_domain"`
-	Token        string   `json:"token"`
-	DataDir      string   `json:"data_dir"`
-	PID          int      `json:"pid"`
+	// EdgeHTTPSURLs are the edges' HTTPS listeners (--https-addr).
+	EdgeHTTPSURLs []string `json:"edge_https_urls,omitempty"`
+	BaseDomain    string   `json:"base_domain"`
+	Token         string   `json:"token"`
+	DataDir       string   `json:"data_dir"`
+	PID           int      `json:"pid"`
 }
 
 func defaultDataDir() string {
@@ -56,6 +58,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	isolateTimeout := fs.Duration("isolate-timeout", 30*time.Second, "per-request time limit of SSR and functions")
 	githubAPI := fs.String("github-api-url", "", "where commit statuses go (default api.github.com; GitHub Enterprise: https://<host>/api/v3/)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	tlsFlags := addTLSFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -71,6 +74,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			BuildTimeout: buildTimeout.String(), Sandbox: *sandbox, FunctionsListen: *functionsAddr, GitHubAPIURL: *githubAPI},
 		Edge: &config.Edge{ID: "edge", Listen: *edgeAddr, IsolateTimeout: isolateTimeout.String()},
 	}
+	tlsFlags.apply(cfg)
 	rt, err := cfg.Runtime()
 	if err != nil {
 		return fmt.Errorf("invalid flags:\n%w", err)

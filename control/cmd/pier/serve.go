@@ -81,7 +81,16 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 	// Edges first: in one process, control's first promotion should find
 	// them registered.
 	var edges []*edged.Server
+	var etls *edgeTLS
 	if rt.RunEdge {
+		if etls, err = newEdgeTLS(rt, b); err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() { // every edge of the process routes the same verified domains
+			defer wg.Done()
+			_ = coordinator.WatchDomains(ctx, etls.table.Set)
+		}()
 		for i := range opts.edges {
 			id, cache := rt.Edge.ID, rt.Edge.CacheDir
 			if opts.edges > 1 {
@@ -103,9 +112,21 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 					}
 				}()
 			}
-			e, err := edged.New(edged.Config{ID: id, Addr: addr, BaseDomain: rt.Control.BaseDomain, CacheDir: cache, Logger: logger,
-				Isolates: isolatesConfig(rt)},
-				edged.Deps{Coord: ec, Blobs: b.blobs, Env: runtimeEnv(b.blobs, b.sealer)})
+			edeps := edged.Deps{Coord: ec, Blobs: b.blobs, Env: runtimeEnv(b.blobs, b.sealer), Hosts: etls.table}
+			var httpsAddr string
+			if rt.Edge.HTTPSListen != "" {
+				if httpsAddr, err = nthAddr(rt.Edge.HTTPSListen, i); err != nil {
+					return err
+				}
+				m, err := etls.manager(rt, addr, httpsAddr, logger)
+				if err != nil {
+					return err
+				}
+				defer m.Close()
+				edeps.TLS = m
+			}
+			e, err := edged.New(edged.Config{ID: id, Addr: addr, HTTPSAddr: httpsAddr, BaseDomain: rt.Control.BaseDomain, CacheDir: cache, Logger: logger,
+				Isolates: isolatesConfig(rt)}, edeps)
 			if err != nil {
 				return err
 			}
@@ -163,8 +184,12 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 		} else if err := bootstrapToken(ctx, b.store, rt.BootstrapToken, logger); err != nil {
 			return err
 		}
+		doms, err := newDomains(ctx, rt, b.store, coordinator, logger)
+		if err != nil {
+			return err
+		}
 		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort, Logger: logger},
-			api.Deps{Deploy: svc, Tokens: b.store})
+			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms})
 		ln, err := net.Listen("tcp", rt.Control.Listen)
 		if err != nil {
 			return fmt.Errorf("control listen: %w", err)
@@ -218,6 +243,9 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 		info := DevInfo{APIURL: apiURL, FunctionsURL: functionsURL, BaseDomain: rt.Control.BaseDomain, Token: token, DataDir: rt.DataDir, PID: os.Getpid()}
 		for _, e := range edges {
 			info.EdgeURLs = append(info.EdgeURLs, "http://"+e.Addr())
+			if a := e.HTTPSAddr(); a != "" {
+				info.EdgeHTTPSURLs = append(info.EdgeHTTPSURLs, "https://"+a)
+			}
 		}
 		if err := writeJSON(filepath.Join(rt.DataDir, "dev.json"), info); err != nil {
 			return err
