@@ -11,6 +11,7 @@ command -v bwrap >/dev/null || need+=(bubblewrap)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+command -v pebble >/dev/null || need+=(pebble)
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}"
   sudo=""

@@ -189,6 +189,10 @@ func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
 		}
 		host = strings.TrimSuffix(strings.ToLower(host), ".")
 		if m.deps.Hosts.Verified(host) {
+			if certmagic.LooksLikeHTTPChallenge(r) { // never redirected: no such challenge
+				http.NotFound(w, r)
+				return
+			}
 			target := "https://" + host
 			if httpsPort != "" && httpsPort != "443" {
 				target += ":" + httpsPort
