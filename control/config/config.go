@@ -106,12 +106,12 @@ type Control struct {
 
 // Edge is the edge role.
 type Edge struct {
-	ID       string `hcl:"id,optional"` // default: the host name
-	Listen   string `hcl:"listen,optional"`
+	ID     string `hcl:"id,optional"` // default: the host name
+	Listen string `hcl:"listen,optional"`
 	// HTTPSListen serves HTTPS (custom domains, the wildcard certificate)
 	// on this address; "" turns HTTPS off.
 	HTTPSListen string `hcl:"https_listen,optional"`
-	CacheDir string `hcl:"cache_dir,optional"`
+	CacheDir    string `hcl:"cache_dir,optional"`
 	// Isolates: SSR and functions (see docs/runtime.md).
 	IsolateCapacity int    `hcl:"isolate_capacity,optional"` // default 64
 	IsolateTimeout  string `hcl:"isolate_timeout,optional"`  // per request; default 30s

@@ -74,7 +74,9 @@ func TestCustomDomainTLS(t *testing.T) {
 	if d.Records[0].Type != "TXT" || d.Records[0].Name != "_pier-challenge."+domain || d.Records[0].Value != d.Token {
 		t.Errorf("records: %+v", d.Records)
 	}
-	type apiError struct{ Error struct{ Code, Message string } }
+	type apiError struct {
+		Error struct{ Code, Message string }
+	}
 	verify := func() (int, apiError) {
 		var e apiError
 		code := dev.API(t, "POST", "/v1/projects/shop/domains/"+domain+"/verify", nil, &e)
@@ -189,4 +191,3 @@ func httpsClient(roots *x509.CertPool, port int) *http.Client {
 		},
 	}}
 }
-
