@@ -106,17 +106,18 @@ type Control struct {
 
 // Edge is the edge role.
 type Edge struct {
-	ID     string `hcl:"id,optional"` // default: the host name
-	Listen string `hcl:"listen,optional"`
-	// HTTPSListen serves HTTPS (custom domains, the wildcard certificate)
-	// on this address; "" turns HTTPS off.
-	HTTPSListen string `hcl:"https_listen,optional"`
-	CacheDir    string `hcl:"cache_dir,optional"`
+	ID       string `hcl:"id,optional"` // default: the host name
+	Listen   string `hcl:"listen,optional"`
+	CacheDir string `hcl:"cache_dir,optional"`
 	// Isolates: SSR and functions (see docs/runtime.md).
 	IsolateCapacity int    `hcl:"isolate_capacity,optional"` // default 64
 	IsolateTimeout  string `hcl:"isolate_timeout,optional"`  // per request; default 30s
 	IsolateHeapMB   int    `hcl:"isolate_heap_mb,optional"`  // default 128
 	MinWarm         int    `hcl:"min_warm,optional"`         // per live deployment; default 0
+
+	// HTTPSListen serves HTTPS (custom domains, the wildcard certificate)
+	// on this address; "" turns HTTPS off.
+	HTTPSListen string `hcl:"https_listen,optional"`
 }
 
 // Postgres selects the PostgreSQL store.
