@@ -68,14 +68,15 @@ func RepoRoot(t testing.TB) string {
 
 // DevInfo mirrors what `pier dev` writes to <data-dir>/dev.json.
 type DevInfo struct {
-	APIURL   string   `json:"api_url"`
-	EdgeURLs []string `json:"edge_urls"`
+	APIURL     string   `json:"api_url"`
+	EdgeURLs   []string `json:"edge_urls"`
+	BaseDomain string   `json:"base_domain"`
+	Token      string   `json:"token"`
+	DataDir    string   `json:"data_dir"`
+	PID        int      `json:"pid"`
+
 	// EdgeHTTPSURLs are the edges' HTTPS listeners (--https-addr).
 	EdgeHTTPSURLs []string `json:"edge_https_urls,omitempty"`
-	BaseDomain    string   `json:"base_domain"`
-	Token         string   `json:"token"`
-	DataDir       string   `json:"data_dir"`
-	PID           int      `json:"pid"`
 }
 
 // Dev is a running `pier dev` process.

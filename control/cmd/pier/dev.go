@@ -24,12 +24,13 @@ type DevInfo struct {
 	APIURL       string   `json:"api_url"`
 	FunctionsURL string   `json:"functions_url,omitempty"`
 	EdgeURLs     []string `json:"edge_urls"`
+	BaseDomain   string   `json:"base_domain"`
+	Token        string   `json:"token"`
+	DataDir      string   `json:"data_dir"`
+	PID          int      `json:"pid"`
+
 	// EdgeHTTPSURLs are the edges' HTTPS listeners (--https-addr).
 	EdgeHTTPSURLs []string `json:"edge_https_urls,omitempty"`
-	BaseDomain    string   `json:"base_domain"`
-	Token         string   `json:"token"`
-	DataDir       string   `json:"data_dir"`
-	PID           int      `json:"pid"`
 }
 
 func defaultDataDir() string {
