@@ -1,0 +1,181 @@
+package certs_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pierhq/pier/edge/certs"
+	"github.com/pierhq/pier/edge/coord/coordtest"
+	"github.com/pierhq/pier/edge/coord/raftkv"
+	"github.com/pierhq/pier/tests/testenv"
+)
+
+type verified map[string]bool
+
+func (v verified) Verified(host string) bool { return v[host] }
+
+// edge is one edge's listeners around a Manager.
+type edge struct {
+	m         *certs.Manager
+	httpsAddr string
+}
+
+func startEdge(t *testing.T, m *certs.Manager, httpAddr, httpsAddr string) *edge {
+	t.Helper()
+	site := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "site "+r.Host) })
+	for _, l := range []struct {
+		addr string
+		tls  bool
+	}{{httpAddr, false}, {httpsAddr, true}} {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: m.HTTPHandler(site)}
+		if l.tls {
+			srv = &http.Server{Handler: site, TLSConfig: m.TLSConfig()}
+			go srv.ServeTLS(ln, "", "")
+		} else {
+			go srv.Serve(ln)
+		}
+		t.Cleanup(func() { srv.Close() })
+	}
+	return &edge{m: m, httpsAddr: httpsAddr}
+}
+
+func handshake(addr, name string, roots *x509.CertPool) (*x509.Certificate, error) {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 60 * time.Second}, "tcp", addr, &tls.Config{ServerName: name, RootCAs: roots})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0], nil
+}
+
+// TestTwoEdgesOneIssuance: two edges sharing the KV storage get the first
+// handshakes for a verified domain at the same moment; pebble validates
+// the challenge on the first edge only (its ports), yet both edges end up
+// serving the one certificate issued, under the storage lock. A name that
+// is not verified gets none; the operator's wildcard certificate is served
+// for the names it covers without any ACME order.
+func TestTwoEdgesOneIssuance(t *testing.T) {
+	dns := testenv.DNS(t)
+	dns.SetDefaultA("127.0.0.1")
+	ports, err := testenv.FreePorts(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
+	peb := testenv.StartPebble(t, dns.Addr, ports[0], ports[1])
+	caPEM, _ := os.ReadFile(peb.CAFile)
+	caPool := x509.NewCertPool()
+	caPool.AppendCertsFromPEM(caPEM)
+
+	kv, err := raftkv.Open(raftkv.Config{Dir: t.TempDir(), Logger: coordtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kv.Close() })
+	hosts := verified{"www.shared.test": true}
+	wildCert, wildKey := writeWildcard(t, "*.pier.test")
+
+	var edges []*edge
+	for i := range 2 {
+		m, err := certs.New(certs.Config{CA: peb.DirectoryURL, CARoots: caPool, HTTPAddr: addr(2 * i), HTTPSAddr: addr(2*i + 1),
+			WildcardCert: wildCert, WildcardKey: wildKey, Logger: coordtest.Logger(t).With("edge", i)},
+			certs.Deps{Storage: certs.NewKVStorage(kv), Hosts: hosts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		edges = append(edges, startEdge(t, m, addr(2*i), addr(2*i+1)))
+	}
+
+	roots := peb.Roots(t)
+	leaves := make([]*x509.Certificate, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, e := range edges {
+		wg.Go(func() { leaves[i], errs[i] = handshake(e.httpsAddr, "www.shared.test", roots) })
+	}
+	wg.Wait()
+	t.Logf("both edges served www.shared.test after %s", time.Since(start).Round(time.Millisecond))
+	for i := range edges {
+		if errs[i] != nil {
+			t.Fatalf("edge %d: %v", i, errs[i])
+		}
+	}
+	if leaves[0].SerialNumber.Cmp(leaves[1].SerialNumber) != 0 {
+		t.Errorf("two certificates issued: serials %s and %s", leaves[0].SerialNumber, leaves[1].SerialNumber)
+	}
+
+	if _, err := handshake(edges[1].httpsAddr, "unverified.shared.test", roots); err == nil {
+		t.Error("an unverified name got a certificate")
+	}
+	wildPool := x509.NewCertPool()
+	raw, _ := os.ReadFile(wildCert)
+	wildPool.AppendCertsFromPEM(raw)
+	leaf, err := handshake(edges[0].httpsAddr, "shop.pier.test", wildPool)
+	if err != nil || !strings.Contains(strings.Join(leaf.DNSNames, ","), "*.pier.test") {
+		t.Errorf("wildcard for shop.pier.test: %v %v", leaf, err)
+	}
+	if _, err := handshake(edges[0].httpsAddr, "a.shop.pier.test", wildPool); err == nil {
+		t.Error("the wildcard was served for a name two labels deep")
+	}
+
+	// HTTP: a verified domain is redirected, anything else served.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tt := range []struct {
+		host, want string
+		status     int
+	}{
+		{"www.shared.test", "https://www.shared.test:" + fmt.Sprint(ports[1]) + "/x?y=1", 308},
+		{"shop.pier.test", "", 200},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+addr(0)+"/x?y=1", nil)
+		req.Host = tt.host
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || resp.Header.Get("Location") != tt.want {
+			t.Errorf("http %s: %d %q, want %d %q", tt.host, resp.StatusCode, resp.Header.Get("Location"), tt.status, tt.want)
+		}
+	}
+}
+
+// TestNewErrors: bad wildcard files are refused at start.
+func TestNewErrors(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.pem")
+	os.WriteFile(junk, []byte("not pem"), 0o600)
+	cert, key := writeWildcard(t, "*.pier.test")
+	tests := []struct {
+		name      string
+		cert, key string
+		want      string
+	}{
+		{"cert without key", cert, "", "both"},
+		{"unreadable", filepath.Join(dir, "none.pem"), key, "no such file"},
+		{"not pem", junk, key, "wildcard certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := certs.New(certs.Config{WildcardCert: tt.cert, WildcardKey: tt.key}, certs.Deps{Storage: certs.FileStorage(dir), Hosts: verified{}})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New = %v, want an error about %q", err, tt.want)
+			}
+		})
+	}
+}
