@@ -126,3 +126,5 @@ func TestDomainRoutesDisabled(t *testing.T) {
 func toString(v any) string { return strings.TrimSpace(strings.ReplaceAll(fmtAny(v), "\n", " ")) }
 
 func fmtAny(v any) string { return fmt.Sprint(v) }
+
+func (nopPublisher) PublishedDomains(context.Context) ([]string, error) { return nil, nil }

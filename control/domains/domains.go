@@ -63,6 +63,8 @@ type Projects interface {
 type Publisher interface {
 	PublishDomain(ctx context.Context, domain, projectID, projectName string) error
 	UnpublishDomain(ctx context.Context, domain string) error
+	// PublishedDomains lists the domains the edges serve.
+	PublishedDomains(ctx context.Context) ([]string, error)
 }
 
 // Deps are the ports the service calls; all are required.
@@ -239,13 +241,15 @@ func (s *Service) Delete(ctx context.Context, project, name string) error {
 }
 
 // Sync makes the edges' table of domains match the store: every verified
-// domain published, with its project's current name. Run it at start.
+// domain published with its project, and nothing else (the domains of a
+// deleted project go with it).
 func (s *Service) Sync(ctx context.Context) error {
 	ds, err := s.deps.Store.ListDomains(ctx, "")
 	if err != nil {
 		return err
 	}
 	var errs []error
+	want := map[string]bool{}
 	for _, d := range ds {
 		if d.State != control.DomainVerified {
 			continue
@@ -255,11 +259,49 @@ func (s *Service) Sync(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
+		want[d.Name] = true
 		if err := s.deps.Publisher.PublishDomain(ctx, d.Name, p.ID, p.Name); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	published, err := s.deps.Publisher.PublishedDomains(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, name := range published {
+		if want[name] {
+			continue
+		}
+		// Verified since the list was read (a concurrent Verify): keep it.
+		if d, err := s.deps.Store.GetDomain(ctx, name); err == nil && d.State == control.DomainVerified {
+			continue
+		}
+		s.log.Info("domain unpublished: no longer verified in the store", "host", name)
+		if err := s.deps.Publisher.UnpublishDomain(ctx, name); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// Run syncs at once, then every interval (a minute when <= 0), until ctx
+// ends: domains of deleted projects stop being served within an interval.
+func (s *Service) Run(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sync domains to the edges", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // validName normalises a domain name and rejects what cannot be a custom

@@ -267,3 +267,52 @@ func TestClaims(t *testing.T) {
 		t.Errorf("Add(unknown project) = %v", err)
 	}
 }
+
+func (p *published) PublishedDomains(context.Context) ([]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := []string{}
+	for d := range p.m {
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// TestSync: the edges' table follows the store: verified domains are
+// (re)published, stale ones (a deleted project's) removed, pending ones
+// never published.
+func TestSync(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	for _, name := range []string{"a.customer.test", "b.customer.test"} {
+		d, err := f.svc.Add(ctx, "shop", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.dns.SetTXT("_pier-challenge."+name, d.Token)
+		f.dns.SetCNAME(name, "edge.pier.test")
+	}
+	if _, err := f.svc.Verify(ctx, "shop", "a.customer.test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Add(ctx, "blog", "pending.customer.test"); err != nil {
+		t.Fatal(err)
+	}
+	f.pub.m = map[string]string{"stale.customer.test": "gone"} // lost a.customer.test, holds a stale one
+	if err := f.svc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.pub.PublishedDomains(ctx); len(got) != 1 || got[0] != "a.customer.test" {
+		t.Errorf("published after sync: %v", got)
+	}
+	p, _ := f.store.GetProject(ctx, "shop")
+	if err := f.store.DeleteProject(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.pub.PublishedDomains(ctx); len(got) != 0 {
+		t.Errorf("a deleted project's domain still published: %v", got)
+	}
+}

@@ -32,18 +32,27 @@ func (p domainPublisher) UnpublishDomain(ctx context.Context, domain string) err
 	return p.c.DeleteDomain(ctx, domain)
 }
 
-// newDomains builds the custom-domain workflow and republishes every
-// verified domain (the edges' table follows the store).
-func newDomains(ctx context.Context, rt *config.Runtime, store control.Store, c *coord.Coordinator, logger *slog.Logger) (*domains.Service, error) {
+func (p domainPublisher) PublishedDomains(ctx context.Context) ([]string, error) {
+	rs, err := p.c.Domains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.Domain)
+	}
+	return out, nil
+}
+
+// newDomains builds the custom-domain workflow. Its Run keeps the edges'
+// table following the store.
+func newDomains(rt *config.Runtime, store control.Store, c *coord.Coordinator, logger *slog.Logger) (*domains.Service, error) {
 	svc, err := domains.New(domains.Config{
 		Resolver: rt.Domains.Resolver, BaseDomain: rt.Control.BaseDomain, CNAMETarget: rt.Domains.CNAMETarget,
 		EdgeAddrs: rt.Domains.EdgeAddresses, Logger: logger,
 	}, domains.Deps{Store: store, Projects: store, Publisher: domainPublisher{c}})
 	if err != nil {
 		return nil, err
-	}
-	if err := svc.Sync(ctx); err != nil {
-		logger.Warn("republish verified domains", "err", err)
 	}
 	return svc, nil
 }

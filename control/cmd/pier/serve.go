@@ -184,10 +184,15 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 		} else if err := bootstrapToken(ctx, b.store, rt.BootstrapToken, logger); err != nil {
 			return err
 		}
-		doms, err := newDomains(ctx, rt, b.store, coordinator, logger)
+		doms, err := newDomains(rt, b.store, coordinator, logger)
 		if err != nil {
 			return err
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = doms.Run(ctx, time.Minute)
+		}()
 		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort, Logger: logger},
 			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms})
 		ln, err := net.Listen("tcp", rt.Control.Listen)
