@@ -16,6 +16,12 @@ key_prefix "pier/deployments/" {
   policy = "write"
 }
 
+# HTTPS for custom domains (edge/certs): certificates, keys and ACME state
+# one edge obtains and every edge reads, and the issuance locks.
+key_prefix "pier/tls/" {
+  policy = "write"
+}
+
 # Membership sessions are created on the edge's local agent's node.
 session_prefix "" {
   policy = "write"
