@@ -29,17 +29,14 @@ type edge struct {
 	httpsAddr string
 }
 
-func startEdge(t *testing.T, m *certs.Manager, httpAddr, httpsAddr string) *edge {
+func startEdge(t *testing.T, m *certs.Manager, httpLn, httpsLn net.Listener) *edge {
 	t.Helper()
 	site := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "site "+r.Host) })
 	for _, l := range []struct {
-		addr string
-		tls  bool
-	}{{httpAddr, false}, {httpsAddr, true}} {
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln  net.Listener
+		tls bool
+	}{{httpLn, false}, {httpsLn, true}} {
+		ln := l.ln
 		srv := &http.Server{Handler: m.HTTPHandler(site)}
 		if l.tls {
 			srv = &http.Server{Handler: site, TLSConfig: m.TLSConfig()}
@@ -49,7 +46,7 @@ func startEdge(t *testing.T, m *certs.Manager, httpAddr, httpsAddr string) *edge
 		}
 		t.Cleanup(func() { srv.Close() })
 	}
-	return &edge{m: m, httpsAddr: httpsAddr}
+	return &edge{m: m, httpsAddr: httpsLn.Addr().String()}
 }
 
 func handshake(addr, name string, roots *x509.CertPool) (*x509.Certificate, error) {
@@ -70,9 +67,17 @@ func handshake(addr, name string, roots *x509.CertPool) (*x509.Certificate, erro
 func TestTwoEdgesOneIssuance(t *testing.T) {
 	dns := testenv.DNS(t)
 	dns.SetDefaultA("127.0.0.1")
-	ports, err := testenv.FreePorts(4)
-	if err != nil {
-		t.Fatal(err)
+	// Each edge's HTTP and HTTPS listeners, bound before pebble picks its
+	// own ports.
+	var lns []net.Listener
+	var ports []int
+	for range 4 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
 	peb := testenv.StartPebble(t, dns.Addr, ports[0], ports[1])
@@ -97,7 +102,7 @@ func TestTwoEdgesOneIssuance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(m.Close)
-		edges = append(edges, startEdge(t, m, addr(2*i), addr(2*i+1)))
+		edges = append(edges, startEdge(t, m, lns[2*i], lns[2*i+1]))
 	}
 
 	roots := peb.Roots(t)

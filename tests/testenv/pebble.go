@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -51,9 +52,14 @@ func StartPebble(t testing.TB, dnsAddr string, httpPort, tlsPort int) *Pebble {
 	if err := writeSelfSigned(certFile, keyFile); err != nil {
 		t.Fatal(err)
 	}
-	ports, err := FreePorts(2)
-	if err != nil {
-		t.Fatal(err)
+	var ports []int
+	for { // never the challenge ports the caller picked and has not bound yet
+		if ports, err = FreePorts(2); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(ports, httpPort) && !slices.Contains(ports, tlsPort) {
+			break
+		}
 	}
 	listen, mgmt := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	cfg := map[string]any{"pebble": map[string]any{
