@@ -91,7 +91,7 @@ func TestTwoEdgesOneIssuance(t *testing.T) {
 	}
 	t.Cleanup(func() { kv.Close() })
 	hosts := verified{"www.shared.test": true}
-	wildCert, wildKey := writeWildcard(t, "*.pier.test")
+	wildCert, wildKey := testenv.WriteSelfSigned(t, "*.pier.test")
 
 	var edges []*edge
 	for i := range 2 {
@@ -165,7 +165,7 @@ func TestNewErrors(t *testing.T) {
 	dir := t.TempDir()
 	junk := filepath.Join(dir, "junk.pem")
 	os.WriteFile(junk, []byte("not pem"), 0o600)
-	cert, key := writeWildcard(t, "*.pier.test")
+	cert, key := testenv.WriteSelfSigned(t, "*.pier.test")
 	tests := []struct {
 		name      string
 		cert, key string

@@ -35,7 +35,8 @@ func TestCustomDomainTLS(t *testing.T) {
 	}
 	httpPort, httpsPort := ports[0], ports[1]
 	peb := testenv.StartPebble(t, dns.Addr, httpPort, httpsPort)
-	dev := testenv.StartDev(t, t.TempDir(),
+	wildCert, wildKey := testenv.WriteSelfSigned(t, "*.localhost")
+	dev := testenv.StartDev(t, t.TempDir(), "--wildcard-cert", wildCert, "--wildcard-key", wildKey,
 		"--edge-addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--https-addr", fmt.Sprintf("127.0.0.1:%d", httpsPort),
 		"--acme-ca", peb.DirectoryURL, "--acme-ca-root", peb.CAFile, "--dns-resolver", dns.Addr,
 		"--functions-addr", "127.0.0.1:0")
@@ -155,7 +156,17 @@ func TestCustomDomainTLS(t *testing.T) {
 	if resp.StatusCode != 404 {
 		t.Errorf("an unknown ACME challenge on a verified domain: %d, want 404 (never a redirect)", resp.StatusCode)
 	}
-	// The base domain over plain HTTP is unchanged.
+	// Project hosts under the base domain: the operator's wildcard
+	// certificate over HTTPS, plain HTTP unchanged.
+	wildPool := x509.NewCertPool()
+	if raw, err := os.ReadFile(wildCert); err != nil || !wildPool.AppendCertsFromPEM(raw) {
+		t.Fatalf("wildcard cert: %v", err)
+	}
+	if resp, err := httpsClient(wildPool, httpsPort).Get("https://shop.localhost/"); err != nil {
+		t.Errorf("https://shop.localhost/ with the wildcard certificate: %v", err)
+	} else if body := readBody(t, resp); !strings.Contains(body, "shop front") {
+		t.Errorf("https://shop.localhost/: %d %q", resp.StatusCode, body)
+	}
 	if resp := dev.Get(t, 0, "shop."+dev.BaseDomain, "/"); resp.StatusCode != 200 {
 		t.Errorf("project host over HTTP: %d", resp.StatusCode)
 	}

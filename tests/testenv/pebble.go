@@ -129,19 +129,36 @@ func (p *Pebble) Roots(t testing.TB) *x509.CertPool {
 	return pool
 }
 
+// WriteSelfSigned writes a self-signed P-256 certificate for names (a CA
+// certificate, so it is its own root) and its key, as PEM files in a
+// temporary directory: an operator's wildcard certificate in tests.
+func WriteSelfSigned(t testing.TB, names ...string) (certFile, keyFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := writeCert(certFile, keyFile, names, nil); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
 // writeSelfSigned writes a P-256 certificate for 127.0.0.1 and localhost.
 func writeSelfSigned(certFile, keyFile string) error {
+	return writeCert(certFile, keyFile, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+}
+
+func writeCert(certFile, keyFile string, names []string, ips []net.IP) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "pebble"},
+		Subject:      pkix.Name{CommonName: names[0]},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
+		IPAddresses:  ips,
+		DNSNames:     names,
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IsCA:         true, BasicConstraintsValid: true,
