@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
 // Hosts maps verified custom domains to the project they serve
-// (edge/hosts.Table satisfies it).
+// (edge/hosts.Table satisfies it). Hosts are asked lowercase, without a
+// port or a trailing dot.
 type Hosts interface {
 	Project(host string) (name string, ok bool)
 }
@@ -30,7 +32,10 @@ func (s *Server) customSite(host string) ([]string, bool) {
 	if s.deps.Hosts == nil {
 		return nil, false
 	}
-	if name, ok := s.deps.Hosts.Project(host); ok {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if name, ok := s.deps.Hosts.Project(strings.TrimSuffix(strings.ToLower(host), ".")); ok {
 		return []string{name}, true
 	}
 	return nil, false
