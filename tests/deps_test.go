@@ -47,18 +47,20 @@ func TestImportRules(t *testing.T) {
 	// so every path to it goes through the home (edge/edged reaches v8go
 	// only through edge/isolate, by design).
 	homes := map[string][]string{
-		"github.com/gin-gonic/gin":         {"control/api"},
-		"github.com/jackc/pgx/v5":          {"control/store/pgstore"},
-		"modernc.org/sqlite":               {"control/store/sqlitestore"},
-		"github.com/hashicorp/raft":        {"edge/coord/raftkv"},
-		"github.com/hashicorp/consul/api":  {"edge/coord/consulkv"},
-		"github.com/hashicorp/nomad/api":   {"control/dispatch/nomaddispatch"},
-		"github.com/hashicorp/vault/api":   {"control/secrets/vaulttransit"},
-		"github.com/aws/aws-sdk-go-v2":     {"edge/blob/s3blob"},
-		"github.com/tommie/v8go":           {"edge/isolate"},
-		"rogchap.com/v8go":                 {"edge/isolate"},
-		"github.com/evanw/esbuild":         {"edge/isolate"},
-		"github.com/google/go-github":      {"control/github/ghstatus"},
+		"github.com/gin-gonic/gin":        {"control/api"},
+		"github.com/jackc/pgx/v5":         {"control/store/pgstore"},
+		"modernc.org/sqlite":              {"control/store/sqlitestore"},
+		"github.com/hashicorp/raft":       {"edge/coord/raftkv"},
+		"github.com/hashicorp/consul/api": {"edge/coord/consulkv"},
+		"github.com/hashicorp/nomad/api":  {"control/dispatch/nomaddispatch"},
+		"github.com/hashicorp/vault/api":  {"control/secrets/vaulttransit"},
+		"github.com/aws/aws-sdk-go-v2":    {"edge/blob/s3blob"},
+		"github.com/tommie/v8go":          {"edge/isolate"},
+		"rogchap.com/v8go":                {"edge/isolate"},
+		"github.com/evanw/esbuild":        {"edge/isolate"},
+		"github.com/google/go-github":     {"control/github/ghstatus"},
+
+		// HTTPS and custom domains.
 		"github.com/caddyserver/certmagic": {"edge/certs"},
 		"go.uber.org/zap":                  {"edge/certs"},
 		"github.com/miekg/dns":             {"control/domains"},
