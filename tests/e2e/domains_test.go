@@ -38,8 +38,7 @@ func TestCustomDomainTLS(t *testing.T) {
 	wildCert, wildKey := testenv.WriteSelfSigned(t, "*.localhost")
 	dev := testenv.StartDev(t, t.TempDir(), "--wildcard-cert", wildCert, "--wildcard-key", wildKey,
 		"--edge-addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--https-addr", fmt.Sprintf("127.0.0.1:%d", httpsPort),
-		"--acme-ca", peb.DirectoryURL, "--acme-ca-root", peb.CAFile, "--dns-resolver", dns.Addr,
-		"--functions-addr", "127.0.0.1:0")
+		"--acme-ca", peb.DirectoryURL, "--acme-ca-root", peb.CAFile, "--dns-resolver", dns.Addr)
 	if len(dev.EdgeHTTPSURLs) != 1 {
 		t.Fatalf("dev.json edge_https_urls = %v", dev.EdgeHTTPSURLs)
 	}

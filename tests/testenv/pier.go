@@ -87,13 +87,15 @@ type Dev struct {
 	done chan struct{}
 }
 
-// StartDev runs `pier dev` on random loopback ports with dataDir and
+// StartDev runs `pier dev` on random loopback ports (API, edge and
+// functions API, so tests can run side by side) with dataDir and
 // waits until it serves. The process is stopped by t.Cleanup (or Stop).
 func StartDev(t testing.TB, dataDir string, args ...string) *Dev {
 	t.Helper()
 	bin := PierBinary(t)
 	os.Remove(filepath.Join(dataDir, "dev.json"))
-	argv := append([]string{"dev", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--edge-addr", "127.0.0.1:0", "--log-level", "debug"}, args...)
+	argv := append([]string{"dev", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--edge-addr", "127.0.0.1:0",
+		"--functions-addr", "127.0.0.1:0", "--log-level", "debug"}, args...)
 	cmd := exec.Command(bin, argv...)
 	out := &syncBuffer{}
 	cmd.Stdout = out
