@@ -314,6 +314,8 @@ type Store interface {
 	TokenByHash(ctx context.Context, hash string) (*Token, error)
 	ListTokens(ctx context.Context) ([]*Token, error)
 
+	Telemetry
+
 	Close() error
 }
 

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) control.Store) {
 	t.Run("Approval", func(t *testing.T) { testApproval(t, open) })
 	t.Run("Deliveries", func(t *testing.T) { testDeliveries(t, open) })
 	t.Run("Hooks", func(t *testing.T) { testHooks(t, open) })
+	t.Run("Telemetry", func(t *testing.T) { testTelemetry(t, open) })
 }
 
 // base is a fixed instant with sub-microsecond digits, in a non-UTC zone,
