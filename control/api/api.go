@@ -23,6 +23,7 @@ import (
 
 	"github.com/pierhq/pier/control"
 	"github.com/pierhq/pier/control/deploy"
+	"github.com/pierhq/pier/control/telemetry"
 )
 
 // Tokens is the part of the store the API authenticates with.
@@ -41,13 +42,18 @@ type Config struct {
 	// ("http", "8080"); an empty port means the scheme's default.
 	EdgeScheme string
 	EdgePort   string
-	Logger     *slog.Logger
+	// TelemetryToken is the bearer token edges ship telemetry with
+	// (POST /v1/telemetry); "" refuses every shipment.
+	TelemetryToken string
+	Logger         *slog.Logger
 }
 
 // Deps are the services the API calls.
 type Deps struct {
 	Deploy *deploy.Service
 	Tokens Tokens
+	// Telemetry serves runtime logs and metrics; nil leaves those routes out.
+	Telemetry *telemetry.Service
 }
 
 // Server is the HTTP API.
@@ -114,6 +120,8 @@ func New(cfg Config, deps Deps) *Server {
 	write.POST("/deployments/:deployment/approve", s.handle(s.approve))
 
 	write.POST("/admin/secrets/rewrap", s.handle(s.rewrapSecrets))
+
+	s.routeTelemetry(e, read)
 
 	read.GET("/tokens", s.handle(s.listTokens))
 	write.POST("/tokens", s.handle(s.createToken))

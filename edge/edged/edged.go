@@ -29,6 +29,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pierhq/pier/edge/cache"
 	"github.com/pierhq/pier/edge/coord"
 	"github.com/pierhq/pier/edge/isolate"
@@ -107,6 +109,11 @@ type Deps struct {
 	// server code as env (never as globals). It is called for every
 	// isolate start. nil: an empty env.
 	Env func(ctx context.Context, deploymentID string) (map[string]string, error)
+	// Telemetry receives access records and console logs; nil: none.
+	Telemetry Telemetry
+	// Metrics is the registry the edge's Prometheus metrics join and
+	// /metrics serves; nil: a registry of its own.
+	Metrics *prometheus.Registry
 }
 
 // Server is one edge. Create it with New and start it with Run.
@@ -118,6 +125,8 @@ type Server struct {
 	cache *cache.Cache // set by Run before anything uses it
 	table atomic.Pointer[table]
 	code  *runner
+
+	metrics http.Handler // /metrics
 
 	addr      atomic.Pointer[string]
 	ready     chan struct{}
@@ -199,6 +208,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		model:   newModel(),
 	}
 	s.code = newRunner(s, cfg.Isolates, s.log)
+	s.metrics = newMetrics(deps.Metrics, s)
 	s.table.Store(emptyTable)
 	return s, nil
 }

@@ -179,6 +179,9 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer) (*Collector, error) {
 
 // Console records a console call. It never blocks.
 func (c *Collector) Console(e Console) {
+	if e.ProjectID == "" || e.DeploymentID == "" {
+		return // a deployment that left the edge: nobody to attribute it to
+	}
 	level := e.Level
 	if level == "log" || level == "" {
 		level = "info"

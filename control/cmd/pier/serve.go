@@ -21,6 +21,7 @@ import (
 	"github.com/pierhq/pier/control/controld"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/github/ghstatus"
+	ctelemetry "github.com/pierhq/pier/control/telemetry"
 	"github.com/pierhq/pier/edge"
 	"github.com/pierhq/pier/edge/coord"
 	"github.com/pierhq/pier/edge/edged"
@@ -81,6 +82,10 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 	// Edges first: in one process, control's first promotion should find
 	// them registered.
 	var edges []*edged.Server
+	tel, err := newEdgeTelemetry(rt, logger)
+	if err != nil {
+		return err
+	}
 	if rt.RunEdge {
 		for i := range opts.edges {
 			id, cache := rt.Edge.ID, rt.Edge.CacheDir
@@ -103,9 +108,12 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 					}
 				}()
 			}
+			deps := edged.Deps{Coord: ec, Blobs: b.blobs, Env: runtimeEnv(b.blobs, b.sealer)}
+			if err := tel.attach(id, &deps); err != nil {
+				return err
+			}
 			e, err := edged.New(edged.Config{ID: id, Addr: addr, BaseDomain: rt.Control.BaseDomain, CacheDir: cache, Logger: logger,
-				Isolates: isolatesConfig(rt)},
-				edged.Deps{Coord: ec, Blobs: b.blobs, Env: runtimeEnv(b.blobs, b.sealer)})
+				Isolates: isolatesConfig(rt)}, deps)
 			if err != nil {
 				return err
 			}
@@ -163,13 +171,23 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 		} else if err := bootstrapToken(ctx, b.store, rt.BootstrapToken, logger); err != nil {
 			return err
 		}
-		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort, Logger: logger},
-			api.Deps{Deploy: svc, Tokens: b.store})
+		tcfg := ctelemetry.DefaultConfig()
+		tcfg.Retention, tcfg.Logger = rt.TelemetryRetention, logger
+		tsvc := ctelemetry.New(tcfg, b.store)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = tsvc.Run(ctx)
+		}()
+		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort,
+			TelemetryToken: tel.controlToken, Logger: logger},
+			api.Deps{Deploy: svc, Tokens: b.store, Telemetry: tsvc})
 		ln, err := net.Listen("tcp", rt.Control.Listen)
 		if err != nil {
 			return fmt.Errorf("control listen: %w", err)
 		}
 		apiURL = "http://" + ln.Addr().String()
+		tel.local(apiURL)
 		ctl := controld.New(controld.Config{Logger: logger}, controld.Deps{API: apiSrv, Deploy: svc})
 		wg.Add(1)
 		go func() {
@@ -213,6 +231,8 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			}
 		}()
 	}
+
+	tel.run(ctx, &wg)
 
 	if opts.dev {
 		info := DevInfo{APIURL: apiURL, FunctionsURL: functionsURL, BaseDomain: rt.Control.BaseDomain, Token: token, DataDir: rt.DataDir, PID: os.Getpid()}
