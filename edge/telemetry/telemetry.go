@@ -229,7 +229,7 @@ func (c *Collector) Request(a Access) {
 	b.status[status]++
 	_ = b.latency.Add(ms)
 	if a.Code {
-		acq := float64(a.Acquire.Microseconds()) / 1000
+		acq := float64(a.Acquire.Nanoseconds()) / 1e6
 		if a.Cold {
 			b.cold++
 			if b.coldS == nil {
