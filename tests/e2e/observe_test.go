@@ -557,3 +557,106 @@ func TestDevLogFlood(t *testing.T) {
 		t.Errorf("metrics: %d requests %v; want %d, all 200 (metrics are never dropped)", s.Total.Requests, s.Total.Status, want)
 	}
 }
+
+// TestProductionMetrics runs the split production setup (control and two
+// edge processes, PostgreSQL, MinIO, Consul, Vault, Nomad): the build log
+// of a Nomad build follows over SSE, and known traffic sent to each edge
+// comes back merged from control with exact counts per status and edge
+// and percentiles within 1 % of the edges' recorded durations.
+func TestProductionMetrics(t *testing.T) {
+	st := startProd(t, prodOptions{edges: 2})
+	git := testenv.GitServer(t, gitToken)
+	url, sha := git.CreateRepo(t, "obs", map[string]string{"index.html": "<h1>prod obs</h1>", "_worker.js": obsWorker})
+	if code := st.call(t, "POST", "/v1/projects", map[string]any{"name": "obs", "repo_url": url, "git_token": gitToken}, nil); code != 201 {
+		t.Fatalf("create project: %d", code)
+	}
+	var d deployment
+	if code := st.call(t, "POST", "/v1/projects/obs/deployments", map[string]string{"ref": sha}, &d); code != 201 {
+		t.Fatalf("deploy: %d", code)
+	}
+	events := follow(t.Context(), t, st.api, st.token, "/v1/deployments/"+d.ID+"/logs?follow=1")
+	var text strings.Builder
+	for {
+		ev := next(t, events, 4*time.Minute, "the Nomad build's end")
+		if ev.Name == "end" {
+			if !strings.Contains(ev.Data, `"state":"ready"`) {
+				t.Fatalf("build ended %s:\n%s", ev.Data, text.String())
+			}
+			break
+		}
+		var chunk struct{ Text string }
+		_ = json.Unmarshal([]byte(ev.Data), &chunk)
+		text.WriteString(chunk.Text)
+	}
+	if !strings.Contains(text.String(), "==> pier: live at") {
+		t.Errorf("the followed Nomad build log lacks the end of the deployment:\n%s", text.String())
+	}
+	served := 0
+	get := func(addr, path string) int {
+		code, _, h := edgeGet(t, addr, "obs.pier.test", path)
+		if h.Get("X-Pier-Deployment") != "" {
+			served++
+		}
+		return code
+	}
+	for _, e := range st.edges {
+		testenv.WaitFor(t, 30*time.Second, "obs on "+e.id, func() bool { return get(e.addr, "/") == 200 })
+	}
+	warmup := served
+	want := map[string]int64{"200": int64(warmup)}
+	perEdge := []int{40, 60}
+	for i, e := range st.edges {
+		for k := range perEdge[i] {
+			path, code := "/api/status/200", 200
+			if k%4 == 3 {
+				path, code = "/api/status/500", 500
+			}
+			if got := get(e.addr, path); got != code {
+				t.Errorf("%s %s = %d, want %d", e.id, path, got, code)
+			}
+			want[fmt.Sprint(code)]++
+		}
+	}
+	total := int64(warmup + 100)
+	var s series
+	defer func() {
+		if t.Failed() {
+			for _, e := range st.edges {
+				_, body, _ := edgeGet(t, e.addr, "127.0.0.1", "/metrics")
+				for line := range strings.SplitSeq(body, "\n") {
+					if strings.HasPrefix(line, "pier_edge_telemetry") || strings.HasPrefix(line, "pier_edge_requests") {
+						t.Logf("%s: %s", e.id, line)
+					}
+				}
+			}
+		}
+	}()
+	testenv.WaitFor(t, time.Minute, "control to hold both edges' metrics", func() bool {
+		st.call(t, "GET", "/v1/projects/obs/metrics?since=10m&step=1m", nil, &s)
+		return s.Total.Requests >= total
+	})
+	if s.Total.Requests != total || !mapsEqual(s.Total.Status, want) || !slices.Equal(s.Total.Edges, []string{"edge-a", "edge-b"}) {
+		t.Errorf("total %d %v from %v; want %d %v from both edges", s.Total.Requests, s.Total.Status, s.Total.Edges, total, want)
+	}
+	var out struct{ Logs []accessRecord }
+	st.call(t, "GET", "/v1/projects/obs/logs?limit=1000&since=10m", nil, &out)
+	var ms []float64
+	byEdge := map[string]int{}
+	for _, r := range out.Logs {
+		if r.Kind == "access" {
+			ms = append(ms, float64(r.DurationUS)/1000)
+			byEdge[r.Edge]++
+		}
+	}
+	if int64(len(ms)) != total {
+		t.Fatalf("%d access records (%v), want %d", len(ms), byEdge, total)
+	}
+	slices.Sort(ms)
+	for _, c := range []struct{ q, got float64 }{{0.5, s.Total.LatencyMs.P50}, {0.95, s.Total.LatencyMs.P95}, {0.99, s.Total.LatencyMs.P99}} {
+		exact := lowerQuantile(ms, c.q)
+		t.Logf("p%v: sketch %.4f ms, exact %.4f ms", c.q*100, c.got, exact)
+		if math.Abs(c.got-exact) > 0.01*exact+1e-9 {
+			t.Errorf("p%v = %.4f ms, exact %.4f ms: off by more than 1 %%", c.q*100, c.got, exact)
+		}
+	}
+}
