@@ -155,7 +155,7 @@ func TestMetricsMergeEdges(t *testing.T) {
 		for k := range 3 { // buckets at t0, t0+10s, t0+20s
 			var vals []float64
 			for range 500 + 300*i {
-				v := math.Exp(rng.NormFloat64()+float64(i)) // edges with different latency
+				v := math.Exp(rng.NormFloat64() + float64(i)) // edges with different latency
 				vals = append(vals, v)
 			}
 			all = append(all, vals...)
