@@ -316,6 +316,8 @@ type Store interface {
 	TokenByHash(ctx context.Context, hash string) (*Token, error)
 	ListTokens(ctx context.Context) ([]*Token, error)
 
+	Telemetry
+
 	Close() error
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/pierhq/pier/control"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/domains"
+	"github.com/pierhq/pier/control/telemetry"
 )
 
 // Tokens is the part of the store the API authenticates with.
@@ -42,7 +43,10 @@ type Config struct {
 	// ("http", "8080"); an empty port means the scheme's default.
 	EdgeScheme string
 	EdgePort   string
-	Logger     *slog.Logger
+	// TelemetryToken is the bearer token edges ship telemetry with
+	// (POST /v1/telemetry); "" refuses every shipment.
+	TelemetryToken string
+	Logger         *slog.Logger
 }
 
 // Deps are the services the API calls.
@@ -51,6 +55,8 @@ type Deps struct {
 	Tokens Tokens
 	// Domains is the custom-domain workflow; nil answers its routes 404.
 	Domains *domains.Service
+	// Telemetry serves runtime logs and metrics; nil leaves those routes out.
+	Telemetry *telemetry.Service
 }
 
 // Server is the HTTP API.
@@ -123,6 +129,8 @@ func New(cfg Config, deps Deps) *Server {
 	write.POST("/deployments/:deployment/approve", s.handle(s.approve))
 
 	write.POST("/admin/secrets/rewrap", s.handle(s.rewrapSecrets))
+
+	s.routeTelemetry(e, read)
 
 	read.GET("/tokens", s.handle(s.listTokens))
 	write.POST("/tokens", s.handle(s.createToken))

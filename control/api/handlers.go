@@ -327,7 +327,8 @@ func (s *Server) cancel(c *gin.Context) (int, any, error) {
 }
 
 // logs serves the build log as text/plain from ?offset=N. With
-// ?follow=1 it streams until the deployment reaches a final state.
+// ?follow=1 it streams it as server-sent events until the deployment
+// reaches a final state (followBuildLog).
 func (s *Server) logs(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.Param("deployment")
@@ -340,7 +341,10 @@ func (s *Server) logs(c *gin.Context) {
 		}
 		offset = n
 	}
-	follow := c.Query("follow") == "1" || c.Query("follow") == "true"
+	if isFollow(c) {
+		s.followBuildLog(c, id, offset) // server-sent events: telemetry.go
+		return
+	}
 	chunk, err := s.deps.Deploy.Log(ctx, id, offset)
 	if err != nil {
 		code, kind, msg := s.statusOf(c, err)
@@ -349,38 +353,9 @@ func (s *Server) logs(c *gin.Context) {
 	}
 	c.Header("Content-Type", "text/plain; charset=utf-8")
 	c.Header("X-Content-Type-Options", "nosniff")
-	if !follow {
-		c.Header("X-Log-Offset", strconv.FormatInt(offset+int64(len(chunk)), 10))
-		c.Status(http.StatusOK)
-		c.Writer.Write(chunk)
-		return
-	}
+	c.Header("X-Log-Offset", strconv.FormatInt(offset+int64(len(chunk)), 10))
 	c.Status(http.StatusOK)
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if len(chunk) > 0 {
-			c.Writer.Write(chunk)
-			offset += int64(len(chunk))
-		}
-		c.Writer.Flush()
-		d, err := s.deps.Deploy.Deployment(ctx, id)
-		if err != nil {
-			return
-		}
-		final := d.State.Final()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if chunk, err = s.deps.Deploy.Log(ctx, id, offset); err != nil {
-			return
-		}
-		if final && len(chunk) == 0 {
-			return
-		}
-	}
+	c.Writer.Write(chunk)
 }
 
 type createTokenRequest struct {

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,6 +103,14 @@ type Control struct {
 	// /invoke/{id}, DELETE /delete/{id}, bearer token = the bootstrap
 	// token) on this address; "" turns it off (pier dev: 127.0.0.1:8787).
 	FunctionsListen string `hcl:"functions_listen,optional"`
+	// TelemetryToken is the bearer token edges ship runtime logs and
+	// metrics with (POST /v1/telemetry); edges set the same value as
+	// edge.telemetry_token. Empty: a process running both roles makes a
+	// random one for its own edges; separate edges cannot ship.
+	TelemetryToken string `hcl:"telemetry_token,optional"`
+	// TelemetryRetention is how long runtime logs and metrics are kept;
+	// default 168h (7 days).
+	TelemetryRetention string `hcl:"telemetry_retention,optional"`
 }
 
 // Edge is the edge role.
@@ -118,6 +127,14 @@ type Edge struct {
 	// HTTPSListen serves HTTPS (custom domains, the wildcard certificate)
 	// on this address; "" turns HTTPS off.
 	HTTPSListen string `hcl:"https_listen,optional"`
+	// ControlURL is control's API, where the edge ships runtime logs and
+	// metrics; "" in a process that also runs control means that control,
+	// else no shipping.
+	ControlURL     string `hcl:"control_url,optional"`
+	TelemetryToken string `hcl:"telemetry_token,optional"` // = control.telemetry_token
+	// TelemetryBuffer bounds the log records held between shipments
+	// (default 10000); beyond it records are dropped and counted.
+	TelemetryBuffer int `hcl:"telemetry_buffer,optional"`
 }
 
 // Postgres selects the PostgreSQL store.
@@ -215,6 +232,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 	str(&c.Control.BaseDomain, "PIER_BASE_DOMAIN")
 	str(&c.Control.GitHubAPIURL, "PIER_GITHUB_API_URL")
 	str(&c.Control.FunctionsListen, "PIER_FUNCTIONS_LISTEN")
+	str(&c.Control.TelemetryToken, "PIER_TELEMETRY_TOKEN")
 	if c.Edge == nil {
 		c.Edge = &Edge{}
 	}
@@ -236,6 +254,8 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 	if v, ok := lookup("PIER_EDGE_ADDRESSES"); ok && v != "" {
 		c.Domains.EdgeAddresses = strings.Split(v, ",")
 	}
+	str(&c.Edge.ControlURL, "PIER_EDGE_CONTROL_URL")
+	str(&c.Edge.TelemetryToken, "PIER_EDGE_TELEMETRY_TOKEN", "PIER_TELEMETRY_TOKEN")
 	if v, ok := lookup("PIER_POSTGRES_DSN"); ok && v != "" {
 		if c.Postgres == nil {
 			c.Postgres = &Postgres{}
@@ -293,9 +313,11 @@ type Runtime struct {
 	BuildTimeout   time.Duration
 	ReadyTimeout   time.Duration
 	IsolateTimeout time.Duration
-	Edge           Edge
-	TLS            TLS
-	Domains        Domains
+	// TelemetryRetention is control.telemetry_retention parsed.
+	TelemetryRetention time.Duration
+	Edge               Edge
+	TLS                TLS
+	Domains            Domains
 
 	// Nil means the embedded twin.
 	Postgres *Postgres
@@ -378,6 +400,17 @@ func (c *Config) Runtime() (*Runtime, error) {
 	if _, _, err := net.SplitHostPort(r.Control.Listen); err != nil {
 		bad("control.listen: %v", err)
 	}
+	r.TelemetryRetention = 7 * 24 * time.Hour
+	if r.Control.TelemetryRetention != "" {
+		d, err := time.ParseDuration(r.Control.TelemetryRetention)
+		if err != nil || d <= 0 {
+			bad("control.telemetry_retention: %q is not a duration like 168h", r.Control.TelemetryRetention)
+		}
+		r.TelemetryRetention = d
+	}
+	if t := r.Control.TelemetryToken; t != "" && len(t) < 24 {
+		bad("control.telemetry_token: use at least 24 random characters")
+	}
 
 	if c.Edge != nil {
 		r.Edge = *c.Edge
@@ -402,6 +435,17 @@ func (c *Config) Runtime() (*Runtime, error) {
 	}
 	if _, _, err := net.SplitHostPort(r.Edge.Listen); err != nil {
 		bad("edge.listen: %v", err)
+	}
+	if u := r.Edge.ControlURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad("edge.control_url: %q is not an http(s) URL like https://control.example.com:7070", u)
+		}
+		if r.Edge.TelemetryToken == "" {
+			bad("edge.telemetry_token: required with edge.control_url (the value of control.telemetry_token)")
+		}
+	}
+	if r.Edge.TelemetryBuffer < 0 {
+		bad("edge.telemetry_buffer: must not be negative")
 	}
 
 	if r.Edge.HTTPSListen != "" {

@@ -223,6 +223,9 @@ func (r *runner) start(ctx context.Context, key codeKey) (*isolate.Runtime, erro
 	cfg.OnLog = func(e isolate.LogEntry) {
 		console.Log(context.Background(), consoleLevel(e.Level), e.Message, "request_id", e.RequestID, "console", e.Level)
 	}
+	if sink := r.s.consoleSink(key.deployment); sink != nil {
+		cfg.OnLog = sink // to control, not the edge's own log
+	}
 	rt, err := isolate.New(cfg, script, env)
 	if err != nil {
 		return nil, err
@@ -451,11 +454,13 @@ func (s *Server) serveCode(w http.ResponseWriter, r *http.Request, m *edge.Manif
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
 	}
+	acquire := time.Now()
 	lease, err := s.code.pool.Get(ctx, key)
 	if err != nil {
 		s.codeError(w, r, m, reqID, err)
 		return
 	}
+	noteCode(r, reqID, lease.Cold(), time.Since(acquire))
 	res, err := lease.Value().Serve(ctx, r, reqID)
 	if errors.Is(err, isolate.ErrClosed) {
 		lease.Discard()

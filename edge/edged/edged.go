@@ -29,6 +29,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pierhq/pier/edge/cache"
 	"github.com/pierhq/pier/edge/coord"
 	"github.com/pierhq/pier/edge/isolate"
@@ -112,6 +114,11 @@ type Deps struct {
 	// on HTTPSAddr; nil: plain HTTP only (https.go).
 	Hosts Hosts
 	TLS   TLS
+	// Telemetry receives access records and console logs; nil: none.
+	Telemetry Telemetry
+	// Metrics is the registry the edge's Prometheus metrics join and
+	// /metrics serves; nil: a registry of its own.
+	Metrics *prometheus.Registry
 }
 
 // Server is one edge. Create it with New and start it with Run.
@@ -123,6 +130,8 @@ type Server struct {
 	cache *cache.Cache // set by Run before anything uses it
 	table atomic.Pointer[table]
 	code  *runner
+
+	metrics http.Handler // /metrics
 
 	addr      atomic.Pointer[string]
 	httpsAddr atomic.Pointer[string]
@@ -205,6 +214,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		model:   newModel(),
 	}
 	s.code = newRunner(s, cfg.Isolates, s.log)
+	s.metrics = newMetrics(deps.Metrics, s)
 	s.table.Store(emptyTable)
 	return s, nil
 }

@@ -65,6 +65,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w = lw
 	}
 	w.Header().Set("X-Pier-Edge", s.cfg.ID)
+	if s.deps.Telemetry != nil {
+		var done func()
+		w, r, done = s.observe(w, r) // access records: telemetry.go
+		defer done()
+	}
 
 	labels, ok := s.siteLabels(r.Host)
 	if !ok {
@@ -138,6 +143,7 @@ func (s *Server) serveSub(w http.ResponseWriter, r *http.Request, t *table, sub,
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "this deployment is not available yet, try again shortly")
 			return
 		}
+		noteLazy(r)
 	} else if !t.belongs(d.m, project) {
 		writeError(w, http.StatusNotFound, "not_found", "no such deployment")
 		return
@@ -153,6 +159,7 @@ func (s *Server) serveSub(w http.ResponseWriter, r *http.Request, t *table, sub,
 func (s *Server) serveDeployment(w http.ResponseWriter, r *http.Request, m *edge.Manifest) {
 	w.Header().Set("X-Pier-Deployment", m.DeploymentID)
 	file, hidden := codeFor(m, r)
+	noteDeployment(r, m, file == "")
 	switch {
 	case file != "":
 		s.serveCode(w, r, m, file)
@@ -177,6 +184,7 @@ func (s *Server) serveSite(w http.ResponseWriter, r *http.Request, d *deployment
 				}
 				if name, ok := static.Lookup(o.m, r.URL.Path); ok && !o.m.Code(name) {
 					w.Header().Set("X-Pier-Deployment", o.m.DeploymentID)
+					noteDeployment(r, o.m, true)
 					static.Serve(w, r, o.m, s.cache)
 					return
 				}
@@ -191,6 +199,8 @@ func (s *Server) serveEdge(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz":
 		s.health(w)
+	case "/metrics":
+		s.metrics.ServeHTTP(w, r)
 	case "/stats":
 		writeJSON(w, http.StatusOK, statsBody{Edge: s.cfg.ID, Deployments: s.table.Load().count, Isolates: s.IsolateStats()})
 	default:

@@ -112,7 +112,8 @@ nomad {
 		t.Fatal(err)
 	}
 	// Secrets through the environment, as an operator would.
-	st.env = []string{"PIER_BOOTSTRAP_TOKEN=" + st.token, "PIER_S3_SECRET_KEY=" + s3.SecretKey, "VAULT_TOKEN=" + vault.Token}
+	st.env = []string{"PIER_BOOTSTRAP_TOKEN=" + st.token, "PIER_S3_SECRET_KEY=" + s3.SecretKey, "VAULT_TOKEN=" + vault.Token,
+		"PIER_TELEMETRY_TOKEN=pier_e2e_telemetry_token_0123456789"}
 
 	s3Host := strings.TrimPrefix(s3.URL, "http://")
 	for i := range edges {
@@ -129,7 +130,8 @@ nomad {
 func (st *prodStack) startEdge(t *testing.T, e *prodEdge) {
 	t.Helper()
 	env := append(append([]string{}, st.env...), "PIER_EDGE_ID="+e.id, "PIER_EDGE_LISTEN="+e.addr,
-		"PIER_DATA_DIR="+filepath.Join(filepath.Dir(st.cfgPath), e.id), "PIER_S3_ENDPOINT=http://"+e.proxy.Addr)
+		"PIER_DATA_DIR="+filepath.Join(filepath.Dir(st.cfgPath), e.id), "PIER_S3_ENDPOINT=http://"+e.proxy.Addr,
+		"PIER_EDGE_CONTROL_URL="+st.api) // runtime logs and metrics go to control
 	e.srv = testenv.StartPier(t, "pier-"+e.id, "http://"+e.addr+"/healthz", env,
 		"serve", "--config", st.cfgPath, "--roles", "edge")
 }

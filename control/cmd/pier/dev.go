@@ -60,6 +60,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	githubAPI := fs.String("github-api-url", "", "where commit statuses go (default api.github.com; GitHub Enterprise: https://<host>/api/v3/)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	tlsFlags := addTLSFlags(fs)
+	telemetryBuffer := fs.Int("telemetry-buffer", 10000, "runtime log records each edge holds between shipments to control (more are dropped and counted)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		LogLevel: *logLevel,
 		Control: &config.Control{Listen: *apiAddr, BaseDomain: *baseDomain, Workers: *workers,
 			BuildTimeout: buildTimeout.String(), Sandbox: *sandbox, FunctionsListen: *functionsAddr, GitHubAPIURL: *githubAPI},
-		Edge: &config.Edge{ID: "edge", Listen: *edgeAddr, IsolateTimeout: isolateTimeout.String()},
+		Edge: &config.Edge{ID: "edge", Listen: *edgeAddr, IsolateTimeout: isolateTimeout.String(), TelemetryBuffer: *telemetryBuffer},
 	}
 	tlsFlags.apply(cfg)
 	rt, err := cfg.Runtime()

@@ -36,6 +36,8 @@ Commands:
             Nomad); sections left out fall back to the embedded twins
   deploy    deploy a local directory as it is (no build): only files the
             server lacks are sent; prints the URL
+  logs      a deployment's build log, or a project's runtime logs
+            (--project); --follow streams them live
   build     run one build (started by control or by a Nomad job)
   version   print the version
 
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runBuild(ctx, args[1:], stdout, stderr)
 	case "deploy":
 		err = runDeploy(ctx, args[1:], stdout, stderr)
+	case "logs":
+		err = runLogs(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "pier", version)
 	case "help", "-h", "--help":

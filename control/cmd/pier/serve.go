@@ -21,6 +21,7 @@ import (
 	"github.com/pierhq/pier/control/controld"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/github/ghstatus"
+	ctelemetry "github.com/pierhq/pier/control/telemetry"
 	"github.com/pierhq/pier/edge"
 	"github.com/pierhq/pier/edge/coord"
 	"github.com/pierhq/pier/edge/edged"
@@ -82,6 +83,10 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 	// them registered.
 	var edges []*edged.Server
 	var etls *edgeTLS
+	tel, err := newEdgeTelemetry(rt, logger)
+	if err != nil {
+		return err
+	}
 	if rt.RunEdge {
 		if etls, err = newEdgeTLS(rt, b); err != nil {
 			return err
@@ -124,6 +129,9 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 				}
 				defer m.Close()
 				edeps.TLS = m
+			}
+			if err := tel.attach(id, &edeps); err != nil {
+				return err
 			}
 			e, err := edged.New(edged.Config{ID: id, Addr: addr, HTTPSAddr: httpsAddr, BaseDomain: rt.Control.BaseDomain, CacheDir: cache, Logger: logger,
 				Isolates: isolatesConfig(rt)}, edeps)
@@ -193,13 +201,23 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			defer wg.Done()
 			_ = doms.Run(ctx, time.Minute)
 		}()
-		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort, Logger: logger},
-			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms})
+		tcfg := ctelemetry.DefaultConfig()
+		tcfg.Retention, tcfg.Logger = rt.TelemetryRetention, logger
+		tsvc := ctelemetry.New(tcfg, b.store)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = tsvc.Run(ctx)
+		}()
+		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort,
+			TelemetryToken: tel.controlToken, Logger: logger},
+			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms, Telemetry: tsvc})
 		ln, err := net.Listen("tcp", rt.Control.Listen)
 		if err != nil {
 			return fmt.Errorf("control listen: %w", err)
 		}
 		apiURL = "http://" + ln.Addr().String()
+		tel.local(apiURL)
 		ctl := controld.New(controld.Config{Logger: logger}, controld.Deps{API: apiSrv, Deploy: svc})
 		wg.Add(1)
 		go func() {
@@ -243,6 +261,8 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			}
 		}()
 	}
+
+	tel.run(ctx, &wg)
 
 	if opts.dev {
 		info := DevInfo{APIURL: apiURL, FunctionsURL: functionsURL, BaseDomain: rt.Control.BaseDomain, Token: token, DataDir: rt.DataDir, PID: os.Getpid()}

@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) control.Store) {
 	t.Run("Deliveries", func(t *testing.T) { testDeliveries(t, open) })
 	t.Run("Hooks", func(t *testing.T) { testHooks(t, open) })
 	t.Run("Domains", func(t *testing.T) { testDomains(t, open) })
+	t.Run("Telemetry", func(t *testing.T) { testTelemetry(t, open) })
 }
 
 // base is a fixed instant with sub-microsecond digits, in a non-UTC zone,
