@@ -115,6 +115,7 @@ func New(cfg Config, deps Deps) *Server {
 
 	write.POST("/admin/secrets/rewrap", s.handle(s.rewrapSecrets))
 
+	read.GET("/whoami", s.handle(s.whoami))
 	read.GET("/tokens", s.handle(s.listTokens))
 	write.POST("/tokens", s.handle(s.createToken))
 	s.engine = e
