@@ -11,6 +11,7 @@ command -v bwrap >/dev/null || need+=(bubblewrap)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+command -v chromium >/dev/null || need+=(chromium) # the dashboard tests (tests/e2e/dashboard_test.go, chromedp)
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}"
   sudo=""

@@ -170,7 +170,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			return fmt.Errorf("control listen: %w", err)
 		}
 		apiURL = "http://" + ln.Addr().String()
-		ctl := controld.New(controld.Config{Logger: logger}, controld.Deps{API: apiSrv, Deploy: svc})
+		ctl := controld.New(controld.Config{Logger: logger}, controld.Deps{API: withDashboard(apiSrv, logger), Deploy: svc})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -215,7 +215,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 	}
 
 	if opts.dev {
-		info := DevInfo{APIURL: apiURL, FunctionsURL: functionsURL, BaseDomain: rt.Control.BaseDomain, Token: token, DataDir: rt.DataDir, PID: os.Getpid()}
+		info := DevInfo{APIURL: apiURL, DashboardURL: apiURL + "/ui/", FunctionsURL: functionsURL, BaseDomain: rt.Control.BaseDomain, Token: token, DataDir: rt.DataDir, PID: os.Getpid()}
 		for _, e := range edges {
 			info.EdgeURLs = append(info.EdgeURLs, "http://"+e.Addr())
 		}
