@@ -72,7 +72,7 @@ func (c *pierCLI) ok(t *testing.T, stdin string, args ...string) string {
 // (values never printed), ls with and without --json, staging and a
 // sandbox at their own URLs, rollback and promote, and the helpful errors.
 func TestCLIWorkflow(t *testing.T) {
-	dev := testenv.StartDev(t, t.TempDir(), "--functions-addr", "")
+	dev := testenv.StartDev(t, t.TempDir())
 	dir := filepath.Join(t.TempDir(), "My Site")
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>v1</h1>"), 0o644)
@@ -241,7 +241,7 @@ func TestCLIWorkflow(t *testing.T) {
 // how long a changed file takes to be served at the sandbox's URL. The
 // figure is printed, not asserted.
 func TestCLISync(t *testing.T) {
-	dev := testenv.StartDev(t, t.TempDir(), "--functions-addr", "")
+	dev := testenv.StartDev(t, t.TempDir())
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>sync 0</h1>"), 0o644)
 	for i := 0; i < 50; i++ { // files that do not change

@@ -62,7 +62,7 @@ func browser(t *testing.T) context.Context {
 func TestDashboard(t *testing.T) {
 	git := testenv.GitServer(t, gitToken)
 	repo, _ := git.CreateRepo(t, "shop", map[string]string{"index.html": "<!doctype html><h1>shop one</h1>"})
-	dev := testenv.StartDev(t, t.TempDir(), "--functions-addr", "")
+	dev := testenv.StartDev(t, t.TempDir())
 	if code := dev.API(t, "POST", "/v1/projects", map[string]any{"name": "shop", "repo_url": repo, "git_token": gitToken}, nil); code != 201 {
 		t.Fatalf("create project: %d", code)
 	}
