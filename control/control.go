@@ -67,7 +67,7 @@ type Deployment struct {
 	ProjectID   string `json:"project_id"`
 	Ref         string `json:"ref"`         // what was asked for: a SHA or a branch
 	CommitSHA   string `json:"commit_sha"`  // resolved by the builder when Ref is a branch
-	Environment string `json:"environment"` // Production or Preview
+	Environment string `json:"environment"` // Production, Preview, Staging or Sandbox
 	// Branch is the git branch the deployment was made from, when known:
 	// environment variables targeted at a branch follow it.
 	Branch string `json:"branch,omitempty"`
@@ -98,8 +98,21 @@ type Deployment struct {
 	Env []DeploymentEnv `json:"-"`
 }
 
-// Preview is the environment of every deployment that is not production.
+// Preview is the environment of a branch's or a pull request's deployment.
 const Preview = "preview"
+
+// The other stages, each served at its own alias like a preview:
+// staging at staging.<project>.<base-domain>, a developer's sandbox
+// (environment "sandbox:<name>" in the API) at
+// sandbox-<name>.<project>.<base-domain>. They get the variables targeted
+// at them and those targeted at Preview.
+const (
+	Staging = "staging"
+	Sandbox = "sandbox"
+	// SandboxPrefix starts a sandbox's name in the API's environment
+	// field ("sandbox:alice") and its alias ("sandbox-alice").
+	SandboxPrefix = "sandbox:"
+)
 
 // Deployment sources.
 const (
@@ -136,7 +149,8 @@ type EnvVar struct {
 	Name      string   `json:"name"`
 	Sealed    string   `json:"-"` // ciphertext from the secrets port
 	Scope     EnvScope `json:"scope"`
-	// Targets: Production, Preview, or TargetBranchPrefix+branch.
+	// Targets: Production, Preview, Staging, Sandbox, or
+	// TargetBranchPrefix+branch.
 	Targets   []string  `json:"targets"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`

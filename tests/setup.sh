@@ -12,6 +12,7 @@ command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 command -v pebble >/dev/null || need+=(pebble)
+command -v chromium >/dev/null || need+=(chromium) # the dashboard tests (tests/e2e/dashboard_test.go, chromedp)
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}"
   sudo=""

@@ -130,6 +130,7 @@ func New(cfg Config, deps Deps) *Server {
 
 	write.POST("/admin/secrets/rewrap", s.handle(s.rewrapSecrets))
 
+	read.GET("/whoami", s.handle(s.whoami))
 	s.routeTelemetry(e, read)
 
 	read.GET("/tokens", s.handle(s.listTokens))

@@ -385,6 +385,17 @@ func (s *Server) createToken(c *gin.Context) (int, any, error) {
 		"note": "store this token now: it is shown only once"}, nil
 }
 
+// whoami describes the token the request was made with (never its secret):
+// what `pier login` checks a token with.
+func (s *Server) whoami(c *gin.Context) (int, any, error) {
+	tok, _ := c.Get("token")
+	t, ok := tok.(*control.Token)
+	if !ok {
+		return 0, nil, errors.New("whoami: no token in the request context")
+	}
+	return http.StatusOK, gin.H{"id": t.ID, "name": t.Name, "scope": t.Scope, "created_at": t.CreatedAt}, nil
+}
+
 func (s *Server) listTokens(c *gin.Context) (int, any, error) {
 	ts, err := s.deps.Tokens.ListTokens(c.Request.Context())
 	if err != nil {

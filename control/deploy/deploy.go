@@ -308,9 +308,11 @@ func repoFromURL(raw string) string {
 	return strings.ToLower(repo)
 }
 
+// validateRepoURL checks a project's repository; none ("") makes a
+// project deployed only from uploaded files.
 func (s *Service) validateRepoURL(raw string) error {
 	if raw == "" {
-		return control.Invalid("repo_url", "is required")
+		return nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -505,7 +507,7 @@ func (s *Service) Active(ctx context.Context, projectID string) (string, error) 
 // DeployInput asks for a deployment.
 type DeployInput struct {
 	Ref         string // commit SHA or branch; default: the project's branch
-	Environment string // "production" (default) or "preview"
+	Environment string // "production" (default), "preview", "staging" or "sandbox:<name>" (see Stage)
 	// Branch names the branch of a SHA Ref (a preview then gets the
 	// branch's URL and variables); a branch Ref is its own branch.
 	Branch string
@@ -520,6 +522,9 @@ func (s *Service) CreateDeployment(ctx context.Context, projectID string, in Dep
 	if err != nil {
 		return nil, err
 	}
+	if p.RepoURL == "" {
+		return nil, control.Invalid("repo_url", "project %s has no repository to build: deploy a directory (pier deploy), or recreate it with a repo_url", p.Name)
+	}
 	if in.Ref == "" {
 		in.Ref = p.Branch
 	}
@@ -529,24 +534,19 @@ func (s *Service) CreateDeployment(ctx context.Context, projectID string, in Dep
 	if in.Branch != "" && !validBranch(in.Branch) {
 		return nil, control.Invalid("branch", "is not a valid branch name")
 	}
-	switch in.Environment {
-	case "":
-		in.Environment = control.Production
-	case control.Production, control.Preview:
-	default:
-		return nil, control.Invalid("environment", "must be production or preview")
-	}
 	if in.Branch == "" && !shaRE.MatchString(in.Ref) {
 		in.Branch = in.Ref
 	}
+	env, alias, err := Stage(in.Environment, in.Branch)
+	if err != nil {
+		return nil, err
+	}
 	d := &control.Deployment{
 		Ref:         in.Ref,
-		Environment: in.Environment,
+		Environment: env,
+		Alias:       alias,
 		Branch:      in.Branch,
 		Source:      control.SourceAPI,
-	}
-	if in.Environment == control.Preview && in.Branch != "" {
-		d.Alias = PreviewAlias(in.Branch)
 	}
 	return s.create(ctx, p, d)
 }

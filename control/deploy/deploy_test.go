@@ -222,7 +222,6 @@ func TestCreateProjectValidation(t *testing.T) {
 		{"uppercase", deploy.ProjectInput{Name: "Site", RepoURL: "https://x.test/a.git"}, "name"},
 		{"leading dash", deploy.ProjectInput{Name: "-a", RepoURL: "https://x.test/a.git"}, "name"},
 		{"too long", deploy.ProjectInput{Name: strings.Repeat("a", 64), RepoURL: "https://x.test/a.git"}, "name"},
-		{"no repo", deploy.ProjectInput{Name: "a"}, "repo_url"},
 		{"file repo", deploy.ProjectInput{Name: "a", RepoURL: "file:///etc"}, "repo_url"},
 		{"local path", deploy.ProjectInput{Name: "a", RepoURL: "/srv/repo"}, "repo_url"},
 		{"ext transport", deploy.ProjectInput{Name: "a", RepoURL: "ext::sh -c id"}, "repo_url"},

@@ -17,8 +17,10 @@ type EnvInput struct {
 	Value string // plaintext; sealed before it is stored, never returned
 	// Scope: build, runtime or both (default both).
 	Scope control.EnvScope
-	// Targets: "production", "preview", "branch:<name>" (previews of that
-	// branch); default production and preview.
+	// Targets: "production", "preview", "staging", "sandbox" (every
+	// sandbox), "branch:<name>" (previews of that branch); default
+	// production and preview. Staging and sandboxes also get the preview
+	// variables.
 	Targets []string
 }
 
@@ -78,8 +80,8 @@ func cleanTargets(in []string) ([]string, error) {
 			if !validBranch(branch) {
 				return nil, control.Invalid("targets", "%q: not a valid branch name", branch)
 			}
-		} else if t != control.Production && t != control.Preview {
-			return nil, control.Invalid("targets", "%q: must be production, preview or branch:<name>", t)
+		} else if t != control.Production && t != control.Preview && t != control.Staging && t != control.Sandbox {
+			return nil, control.Invalid("targets", "%q: must be production, preview, staging, sandbox or branch:<name>", t)
 		}
 		if !slices.Contains(out, t) {
 			out = append(out, t)
@@ -127,6 +129,8 @@ func applies(targets []string, env, branch string) bool {
 		case t == env:
 			return true
 		case env == control.Preview && branch != "" && t == control.TargetBranchPrefix+branch:
+			return true
+		case (env == control.Staging || env == control.Sandbox) && t == control.Preview:
 			return true
 		}
 	}

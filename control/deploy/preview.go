@@ -23,8 +23,9 @@ var (
 // of <alias>.<project>.<base-domain>: the branch lowercased, every run of
 // other characters a '-' ("feature/x" → "feature-x"). A slug longer than
 // 50 characters is cut and suffixed with a hash of the branch. A slug that
-// could be taken for something else (empty, "production", "preview", a
-// deployment ID "dpl-...", a fork pull request's "pr-<n>") is prefixed
+// could be taken for something else (empty, "production", "preview",
+// "staging", a sandbox's "sandbox-...", a deployment ID "dpl-...", a fork
+// pull request's "pr-<n>") is prefixed
 // with "b-". Branches that differ only in punctuation share an alias.
 func PreviewAlias(branch string) string {
 	s := strings.Trim(slugInvalid.ReplaceAllString(strings.ToLower(branch), "-"), "-")
@@ -36,7 +37,8 @@ func PreviewAlias(branch string) string {
 	case s == "":
 		sum := sha256.Sum256([]byte(branch))
 		s = "b-" + hex.EncodeToString(sum[:3])
-	case s == control.Production || s == control.Preview || strings.HasPrefix(s, "dpl-") || prAliasRE.MatchString(s):
+	case s == control.Production || s == control.Preview || s == control.Staging || strings.HasPrefix(s, "sandbox-") ||
+		strings.HasPrefix(s, "dpl-") || prAliasRE.MatchString(s):
 		s = "b-" + s
 	}
 	return s

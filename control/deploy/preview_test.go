@@ -36,6 +36,9 @@ func TestPreviewAlias(t *testing.T) {
 		"pr-12":              "b-pr-12",
 		"pr-12-fix":          "pr-12-fix",
 		"release/1.2":        "release-1-2",
+		"staging":            "b-staging",
+		"sandbox/alice":      "b-sandbox-alice",
+		"sandboxes":          "sandboxes",
 	}
 	for in, want := range tests {
 		if got := deploy.PreviewAlias(in); got != want {
@@ -372,7 +375,7 @@ func TestEnvWriteOnlyAndScopedToProject(t *testing.T) {
 		{"nul", deploy.EnvInput{Name: "A", Value: "a\x00b"}, "value"},
 		{"huge", deploy.EnvInput{Name: "A", Value: strings.Repeat("x", deploy.MaxEnvValue+1)}, "value"},
 		{"scope", deploy.EnvInput{Name: "A", Value: "x", Scope: "edge"}, "scope"},
-		{"target", deploy.EnvInput{Name: "A", Value: "x", Targets: []string{"staging"}}, "targets"},
+		{"target", deploy.EnvInput{Name: "A", Value: "x", Targets: []string{"qa"}}, "targets"},
 		{"branch target", deploy.EnvInput{Name: "A", Value: "x", Targets: []string{"branch:a..b"}}, "targets"},
 	}
 	for _, tt := range tests {

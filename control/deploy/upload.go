@@ -46,7 +46,7 @@ type UploadFile struct {
 // UploadInput is a deployment of files a client sent (no build).
 type UploadInput struct {
 	Files       map[string]UploadFile // clean relative slash path → file
-	Environment string                // production (default) or preview
+	Environment string                // production (default), preview, staging or sandbox:<name> (see Stage)
 	Branch      string                // a preview's branch: its URL and variables
 	SPA         bool                  // serve index.html for unknown extensionless paths
 }
@@ -163,15 +163,12 @@ func (s *Service) CreateUpload(ctx context.Context, projectID string, in UploadI
 	if err != nil {
 		return nil, err
 	}
-	switch in.Environment {
-	case "":
-		in.Environment = control.Production
-	case control.Production, control.Preview:
-	default:
-		return nil, control.Invalid("environment", "must be production or preview")
-	}
 	if in.Branch != "" && !validBranch(in.Branch) {
 		return nil, control.Invalid("branch", "is not a valid branch name")
+	}
+	env, alias, err := Stage(in.Environment, in.Branch)
+	if err != nil {
+		return nil, err
 	}
 	missing, err := s.MissingBlobs(ctx, p.ID, in.Files)
 	if err != nil {
@@ -180,11 +177,8 @@ func (s *Service) CreateUpload(ctx context.Context, projectID string, in UploadI
 	if len(missing) > 0 {
 		return nil, control.Invalid("files", "%d file(s) are not uploaded yet (first: %s)", len(missing), missing[0])
 	}
-	d := &control.Deployment{ID: control.NewID("dpl"), Ref: "", Branch: in.Branch, Environment: in.Environment,
+	d := &control.Deployment{ID: control.NewID("dpl"), Ref: "", Branch: in.Branch, Environment: env, Alias: alias,
 		Source: control.SourceUpload, Framework: "static"}
-	if in.Environment == control.Preview && in.Branch != "" {
-		d.Alias = PreviewAlias(in.Branch)
-	}
 	m := &edge.Manifest{Version: edge.ManifestVersion, DeploymentID: d.ID, ProjectID: p.ID, ProjectName: p.Name,
 		Framework: "static", CreatedAt: time.Now().UTC(), Files: map[string]edge.File{}, SPA: in.SPA}
 	for name, f := range in.Files {

@@ -331,7 +331,7 @@ func TestDevAPIErrors(t *testing.T) {
 		{"no token", "", "GET", "/v1/projects", nil, 401, "unauthorized"},
 		{"bad token", "pier_nope", "GET", "/v1/projects", nil, 401, "unauthorized"},
 		{"bad name", dev.Token, "POST", "/v1/projects", map[string]string{"name": "Bad_Name", "repo_url": "https://example.test/x.git"}, 400, "invalid"},
-		{"no repo", dev.Token, "POST", "/v1/projects", map[string]string{"name": "ok"}, 400, "invalid"},
+		{"repo not http", dev.Token, "POST", "/v1/projects", map[string]string{"name": "ok", "repo_url": "ftp://example.test/x.git"}, 400, "invalid"},
 		{"credentials in url", dev.Token, "POST", "/v1/projects", map[string]string{"name": "ok", "repo_url": "https://u:p@example.test/x.git"}, 400, "invalid"},
 		{"unknown field", dev.Token, "POST", "/v1/projects", map[string]string{"nmae": "x"}, 400, "bad_request"},
 		{"bad output dir", dev.Token, "POST", "/v1/projects", map[string]string{"name": "ok", "repo_url": "https://example.test/x.git", "output_dir": "../../etc"}, 400, "invalid"},

@@ -94,6 +94,8 @@ func StartDev(t testing.TB, dataDir string, args ...string) *Dev {
 	t.Helper()
 	bin := PierBinary(t)
 	os.Remove(filepath.Join(dataDir, "dev.json"))
+	// The functions API on a free port too: the default 8787 collides with
+	// any other pier dev on the machine (args may override it).
 	argv := append([]string{"dev", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--edge-addr", "127.0.0.1:0",
 		"--functions-addr", "127.0.0.1:0", "--log-level", "debug"}, args...)
 	cmd := exec.Command(bin, argv...)

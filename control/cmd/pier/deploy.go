@@ -1,116 +1,224 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/pierhq/pier/jobs/build"
 )
+
+const deployHelp = `Deploy a local directory (already built: the files are served as they are).
+Only files the server does not hold yet are uploaded. The project and the
+directory default to pier.json's "project" and "output_dir" (see pier init).
+
+Stages (--environment): production (default), staging, preview (with
+--branch), or sandbox:<name>, each at its own URL:
+  production       <project>.<base-domain>
+  staging          staging.<project>.<base-domain>
+  preview          <branch-slug>.<project>.<base-domain>
+  sandbox:<name>   sandbox-<name>.<project>.<base-domain>
+
+--watch keeps running: every change in the directory is synced (only the
+changed files are sent) to a sandbox of your own, sandbox:<user> unless
+--environment says otherwise.
+
+  pier deploy ./dist
+  pier deploy --project hello --environment staging ./dist
+  pier deploy --watch            # live sync to sandbox:<you>`
 
 // runDeploy is `pier deploy [flags] [dir]`: a manual deploy of a local
 // directory through the upload API. It hashes every file, asks the server
 // which blobs it lacks, sends only those, creates the deployment and waits
 // until it is ready.
 func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("deploy", "Deploy a local directory (already built: the files are served as they are).\n"+
-		"Only files the server does not hold yet are uploaded.\n\n  pier deploy --project hello ./dist", stderr)
-	project := fs.String("project", "", "project name or ID (required)")
-	api := fs.String("api", "http://127.0.0.1:7070", "control API URL (PIER_API)")
-	token := fs.String("token", "", "API token (PIER_TOKEN)")
-	env := fs.String("environment", "production", "production or preview")
+	fs := newFlagSet("deploy", deployHelp, stderr)
+	cn := addConn(fs)
+	project := fs.String("project", "", "project name or ID (PIER_PROJECT; default: pier.json)")
+	env := fs.String("environment", "", "production, staging, preview or sandbox:<name> (default production; sandbox:<user> with --watch)")
+	branch := fs.String("branch", "", "a preview's branch: its URL and variables")
 	spa := fs.Bool("spa", false, "serve index.html for paths without an extension that match no file")
 	asJSON := fs.Bool("json", false, "print the deployment as JSON (for scripts)")
+	watch := fs.Bool("watch", false, "keep watching the directory and sync every change")
+	interval := fs.Duration("interval", 100*time.Millisecond, "with --watch: how often the directory is scanned")
 	if err := parseN(fs, args, 1); err != nil {
+		return err
+	}
+	c, err := cn.client()
+	if err != nil {
+		return err
+	}
+	name, err := projectName(*project)
+	if err != nil {
 		return err
 	}
 	dir := "."
 	if fs.NArg() == 1 {
 		dir = fs.Arg(0)
+	} else if pf, _ := findProjectFile("."); pf != nil && pf.OutputDir != "" {
+		dir = filepath.Join(filepath.Dir(pf.path), pf.OutputDir)
 	}
-	if *project == "" || *token == "" {
-		fmt.Fprintln(stderr, "--project and a token (--token or PIER_TOKEN) are required")
-		fs.Usage()
-		return errUsage
+	if *watch && *env == "" {
+		*env = "sandbox:" + sandboxName()
 	}
-	c := &apiClient{base: strings.TrimRight(*api, "/"), token: *token}
+	if *env == "" {
+		*env = "production"
+	}
+	if *watch && *env == "production" {
+		return errors.New("--watch does not deploy to production: use --environment staging or sandbox:<name>")
+	}
 	progress := stderr
 	if *asJSON {
 		progress = io.Discard
 	}
+	opts := deployOptions{project: name, environment: *env, branch: *branch, spa: *spa, progress: progress,
+		poll: 250 * time.Millisecond}
+	if !*watch {
+		d, err := deployDir(ctx, c, dir, newHashCache(), opts)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			out, _ := json.MarshalIndent(d, "", "  ")
+			fmt.Fprintln(stdout, string(out))
+			return nil
+		}
+		fmt.Fprintf(stdout, "ready: %s\n", d.URL)
+		if d.PreviewURL != "" {
+			fmt.Fprintf(stdout, "live:  %s\n", d.PreviewURL)
+		}
+		return nil
+	}
+	opts.poll = 20 * time.Millisecond
+	return watchDir(ctx, c, dir, *interval, opts, stdout)
+}
 
-	files, paths, err := hashTree(dir)
-	if err != nil {
+// sandboxName is the current user's name as a sandbox name.
+func sandboxName() string {
+	n := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && n == "" {
+		n = u.Username
+	}
+	n = strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(n), "-"), "-")
+	if n == "" || len(n) > 30 {
+		n = "dev"
+	}
+	return n
+}
+
+type deployOptions struct {
+	project, environment, branch string
+	spa                          bool
+	progress                     io.Writer
+	poll                         time.Duration // how often the deployment's state is read
+}
+
+// deploymentView is the part of the API's deployment the CLI reads.
+type deploymentView struct {
+	ID          string `json:"id"`
+	State       string `json:"state"`
+	Environment string `json:"environment"`
+	Alias       string `json:"alias,omitempty"`
+	Error       string `json:"error,omitempty"`
+	URL         string `json:"url,omitempty"`
+	PreviewURL  string `json:"preview_url,omitempty"`
+	Live        bool   `json:"live"`
+	Files       int    `json:"files,omitempty"`
+	Bytes       int64  `json:"bytes,omitempty"`
+	CreatedAt   string `json:"created_at"`
+	Ref         string `json:"ref"`
+	Source      string `json:"source,omitempty"`
+	raw         map[string]any
+}
+
+func (d *deploymentView) UnmarshalJSON(b []byte) error {
+	type plain deploymentView
+	if err := json.Unmarshal(b, (*plain)(d)); err != nil {
 		return err
+	}
+	return json.Unmarshal(b, &d.raw)
+}
+
+func (d *deploymentView) MarshalJSON() ([]byte, error) { return json.Marshal(d.raw) }
+
+// deployDir uploads what the server lacks of dir, creates the deployment
+// and waits until it is ready (or failed).
+func deployDir(ctx context.Context, c *apiClient, dir string, hc *hashCache, o deployOptions) (*deploymentView, error) {
+	files, paths, err := hc.hashTree(dir)
+	if err != nil {
+		return nil, err
 	}
 	var total int64
 	for _, f := range files {
 		total += f.Size
 	}
-	fmt.Fprintf(progress, "==> %d files, %s in %s\n", len(files), human(total), dir)
+	fmt.Fprintf(o.progress, "==> %d files, %s in %s\n", len(files), human(total), dir)
 	var check struct {
 		Missing []string `json:"missing"`
 	}
-	if err := c.do(ctx, "POST", "/v1/projects/"+*project+"/uploads", map[string]any{"files": files}, &check); err != nil {
-		return err
+	if err := c.do(ctx, "POST", "/v1/projects/"+o.project+"/uploads", map[string]any{"files": files}, &check); err != nil {
+		return nil, err
 	}
 	for i, sum := range check.Missing {
 		f, err := os.Open(paths[sum])
 		if err != nil {
-			return err
+			return nil, err
 		}
-		fmt.Fprintf(progress, "    uploading %d/%d %s\n", i+1, len(check.Missing), relName(dir, paths[sum]))
-		err = c.put(ctx, "/v1/projects/"+*project+"/uploads/"+sum, f)
+		fmt.Fprintf(o.progress, "    uploading %d/%d %s\n", i+1, len(check.Missing), relName(dir, paths[sum]))
+		err = c.put(ctx, "/v1/projects/"+o.project+"/uploads/"+sum, f)
 		f.Close()
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	fmt.Fprintf(progress, "==> uploaded %d new file(s); %d already on the server\n", len(check.Missing), len(files)-len(check.Missing))
+	fmt.Fprintf(o.progress, "==> uploaded %d new file(s); %d already on the server\n", len(check.Missing), len(files)-len(check.Missing))
 
-	var d map[string]any
-	body := map[string]any{"files": files, "spa": *spa, "environment": *env}
-	if err := c.do(ctx, "POST", "/v1/projects/"+*project+"/deployments", body, &d); err != nil {
-		return err
+	var d deploymentView
+	body := map[string]any{"files": files, "spa": o.spa, "environment": o.environment}
+	if o.branch != "" {
+		body["branch"] = o.branch
 	}
-	id, _ := d["id"].(string)
-	fmt.Fprintf(progress, "==> deployment %s created, waiting for it to be ready\n", id)
-	deadline := time.Now().Add(5 * time.Minute)
+	if err := c.do(ctx, "POST", "/v1/projects/"+o.project+"/deployments", body, &d); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.progress, "==> deployment %s created (%s), waiting for it to be ready\n", d.ID, o.environment)
+	return waitReady(ctx, c, d.ID, o.poll, 5*time.Minute)
+}
+
+// waitReady polls a deployment until it reaches a final state.
+func waitReady(ctx context.Context, c *apiClient, id string, poll, limit time.Duration) (*deploymentView, error) {
+	deadline := time.Now().Add(limit)
 	for {
+		var d deploymentView
 		if err := c.do(ctx, "GET", "/v1/deployments/"+id, nil, &d); err != nil {
-			return err
+			return nil, err
 		}
-		state, _ := d["state"].(string)
-		if state == "ready" || state == "failed" || state == "canceled" {
-			break
+		switch d.State {
+		case "ready":
+			return &d, nil
+		case "failed", "canceled":
+			return &d, fmt.Errorf("deployment %s is %s: %s", id, d.State, d.Error)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("deployment %s still %s after 5 minutes", id, state)
+			return nil, fmt.Errorf("deployment %s still %s after %s", id, d.State, limit)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+			return nil, ctx.Err()
+		case <-time.After(poll):
 		}
 	}
-	if *asJSON {
-		out, _ := json.MarshalIndent(d, "", "  ")
-		fmt.Fprintln(stdout, string(out))
-	} else if d["state"] == "ready" {
-		fmt.Fprintf(stdout, "ready: %v\n", d["url"])
-	}
-	if d["state"] != "ready" {
-		return fmt.Errorf("deployment %s is %v: %v", id, d["state"], d["error"])
-	}
-	return nil
 }
 
 type uploadFile struct {
@@ -118,34 +226,65 @@ type uploadFile struct {
 	Size   int64  `json:"size"`
 }
 
-// hashTree hashes every regular file under dir (skipping .git and
-// node_modules), keyed by slash path; paths maps a hash to one file.
-func hashTree(dir string) (map[string]uploadFile, map[string]string, error) {
+// hashCache remembers each file's hash by its size and modification time,
+// so a rescan hashes only the files that changed.
+type hashCache struct {
+	seen map[string]cachedHash
+}
+
+type cachedHash struct {
+	size  int64
+	mtime time.Time
+	sum   string
+}
+
+func newHashCache() *hashCache { return &hashCache{seen: map[string]cachedHash{}} }
+
+// skipped reports whether a deploy leaves a path out: version control,
+// dependencies, and pier.json at the root (the project's config, not
+// content).
+func skipped(rel string, e fs.DirEntry) bool {
+	if e.IsDir() {
+		return e.Name() == ".git" || e.Name() == "node_modules"
+	}
+	return rel == build.ConfigFile
+}
+
+// hashTree hashes every regular file under dir (skipping .git,
+// node_modules and the root pier.json), keyed by slash path; paths maps a
+// hash to one file.
+func (hc *hashCache) hashTree(dir string) (map[string]uploadFile, map[string]string, error) {
 	files := map[string]uploadFile{}
 	paths := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if e.IsDir() && (e.Name() == ".git" || e.Name() == "node_modules") {
-			return filepath.SkipDir
+		rel := relName(dir, p)
+		if skipped(rel, e) {
+			if e.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		if !e.Type().IsRegular() {
 			return nil
 		}
-		f, err := os.Open(p)
+		info, err := e.Info()
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		h := sha256.New()
-		n, err := io.Copy(h, f)
-		if err != nil {
-			return err
+		c, ok := hc.seen[p]
+		if !ok || c.size != info.Size() || !c.mtime.Equal(info.ModTime()) {
+			sum, n, err := hashFile(p)
+			if err != nil {
+				return err
+			}
+			c = cachedHash{size: n, mtime: info.ModTime(), sum: sum}
+			hc.seen[p] = c
 		}
-		sum := hex.EncodeToString(h.Sum(nil))
-		files[relName(dir, p)] = uploadFile{SHA256: sum, Size: n}
-		paths[sum] = p
+		files[rel] = uploadFile{SHA256: c.sum, Size: c.size}
+		paths[c.sum] = p
 		return nil
 	})
 	if err != nil {
@@ -155,6 +294,20 @@ func hashTree(dir string) (map[string]uploadFile, map[string]string, error) {
 		return nil, nil, fmt.Errorf("%s has no files to deploy", dir)
 	}
 	return files, paths, nil
+}
+
+func hashFile(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 func relName(dir, p string) string {
@@ -173,58 +326,4 @@ func human(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-// apiClient is the CLI's client of the control API.
-type apiClient struct {
-	base, token string
-}
-
-func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
-	var r io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		r = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return c.send(req, out)
-}
-
-func (c *apiClient) put(ctx context.Context, path string, body io.Reader) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	return c.send(req, nil)
-}
-
-func (c *apiClient) send(req *http.Request, out any) error {
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reach the API at %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("%s %s: %s (%s)", req.Method, req.URL.Path, e.Error.Message, e.Error.Code)
-		}
-		return fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
-	}
-	if out != nil && len(raw) > 0 {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
 }

@@ -22,6 +22,7 @@ import (
 // scripts and tests that started it with random ports.
 type DevInfo struct {
 	APIURL       string   `json:"api_url"`
+	DashboardURL string   `json:"dashboard_url,omitempty"`
 	FunctionsURL string   `json:"functions_url,omitempty"`
 	EdgeURLs     []string `json:"edge_urls"`
 	BaseDomain   string   `json:"base_domain"`
@@ -148,6 +149,7 @@ func printBanner(w io.Writer, info DevInfo, edgePort string) {
 Pier is running (dev mode, data in %s)
 
   API:        %s
+  Dashboard:  %s/ui/
   Edges:      %s
   Functions:  %s
   Token:      %s
@@ -160,6 +162,6 @@ Try it:
   curl -s -H "Authorization: Bearer $PIER_TOKEN" -d '{}' %s/v1/projects/hello/deployments
   curl -s http://hello.%s:%s/
 
-`, info.DataDir, info.APIURL, strings.Join(info.EdgeURLs, " "), info.FunctionsURL, info.Token, info.BaseDomain, edgePort,
+`, info.DataDir, info.APIURL, info.APIURL, strings.Join(info.EdgeURLs, " "), info.FunctionsURL, info.Token, info.BaseDomain, edgePort,
 		info.Token, info.APIURL, info.APIURL, info.BaseDomain, edgePort)
 }

@@ -28,18 +28,30 @@ const usage = `pier — a self-hostable serverless deployment platform
 Usage:
   pier <command> [flags]
 
-Commands:
+Server commands:
   dev       run control, an edge and the builder in one process on embedded
             defaults (SQLite, local disk, local keyring, single-node raft)
   serve     run the control and/or edge roles from a config file on the
             production backends it selects (PostgreSQL, S3, Vault, Consul,
             Nomad); sections left out fall back to the embedded twins
-  deploy    deploy a local directory as it is (no build): only files the
-            server lacks are sent; prints the URL
-  logs      a deployment's build log, or a project's runtime logs
-            (--project); --follow streams them live
   build     run one build (started by control or by a Nomad job)
   version   print the version
+
+Developer commands (they call a running control's API):
+  login     save the API URL and a token (checked) for the other commands
+  logout    forget the saved login
+  whoami    show the API and the token in use
+  init      detect the framework, write pier.json, create the project
+  deploy    deploy a local directory as it is (no build): only files the
+            server lacks are sent; prints the URL; --watch live-syncs a sandbox
+  sync      pier deploy --watch: live sync of this directory to sandbox:<you>
+  logs      a deployment's build log, or a project's runtime logs
+            (--project); --follow streams them live
+  ls        list projects, or a project's deployments
+  env       set, list or remove environment variables (values write-only)
+  promote   make a ready deployment live in production
+  rollback  put an earlier deployment back live, without a rebuild
+  open      print (or open) the project's or a stage's URL
 
 Run 'pier <command> -h' for a command's flags. Every flag can also be set
 through the environment as PIER_<FLAG> (e.g. PIER_DATA_DIR).
@@ -68,6 +80,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runDeploy(ctx, args[1:], stdout, stderr)
 	case "logs":
 		err = runLogs(ctx, args[1:], stdout, stderr)
+	case "sync":
+		err = runDeploy(ctx, append([]string{"--watch"}, args[1:]...), stdout, stderr)
+	case "login":
+		err = runLogin(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "logout":
+		err = runLogout(ctx, args[1:], stdout, stderr)
+	case "whoami":
+		err = runWhoami(ctx, args[1:], stdout, stderr)
+	case "init":
+		err = runInit(ctx, args[1:], stdout, stderr)
+	case "ls":
+		err = runLs(ctx, args[1:], stdout, stderr)
+	case "env":
+		err = runEnv(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "promote":
+		err = runPromote(ctx, args[1:], stdout, stderr)
+	case "rollback":
+		err = runRollback(ctx, args[1:], stdout, stderr)
+	case "open":
+		err = runOpen(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "pier", version)
 	case "help", "-h", "--help":

@@ -218,7 +218,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 		}
 		apiURL = "http://" + ln.Addr().String()
 		tel.local(apiURL)
-		ctl := controld.New(controld.Config{Logger: logger}, controld.Deps{API: apiSrv, Deploy: svc})
+		ctl := controld.New(controld.Config{Logger: logger}, controld.Deps{API: withDashboard(apiSrv, logger), Deploy: svc})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -265,7 +265,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 	tel.run(ctx, &wg)
 
 	if opts.dev {
-		info := DevInfo{APIURL: apiURL, FunctionsURL: functionsURL, BaseDomain: rt.Control.BaseDomain, Token: token, DataDir: rt.DataDir, PID: os.Getpid()}
+		info := DevInfo{APIURL: apiURL, DashboardURL: apiURL + "/ui/", FunctionsURL: functionsURL, BaseDomain: rt.Control.BaseDomain, Token: token, DataDir: rt.DataDir, PID: os.Getpid()}
 		for _, e := range edges {
 			info.EdgeURLs = append(info.EdgeURLs, "http://"+e.Addr())
 			if a := e.HTTPSAddr(); a != "" {
