@@ -227,6 +227,12 @@ func (s *Service) retryOrFail(ctx context.Context, job *control.BuildJob, reason
 // finish records a build result; a successful build is announced to the
 // edges and promoted: production to the production pointer, a preview to
 // its alias.
+//
+// The deployment reaches a final state (ready or failed) only after its
+// last log line is written, promotion included: a client following the
+// log (GET .../logs?follow=1) stops at the final state, so it must not
+// miss "live at" or the failure's reason. A crash before that leaves the
+// job claimed, and recovery builds it again.
 func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.Deployment, res *jobs.BuildResult) {
 	log := s.log.With("deployment", d.ID)
 	logw := &storeLog{ctx: ctx, store: s.deps.Store, id: d.ID}
@@ -239,25 +245,8 @@ func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.
 				Error: "the runtime environment could not be published"}
 		}
 	}
-	d.FinishedAt = time.Now().UTC()
 	d.CommitSHA = res.CommitSHA
 	d.Framework = res.Framework
-	if res.OK() {
-		d.State = control.StateReady
-		d.ManifestKey = res.ManifestKey
-		d.Files = res.Files
-		d.Bytes = res.Bytes
-	} else {
-		d.State = control.StateFailed
-		d.Error = res.Error
-	}
-	if err := s.deps.Store.UpdateDeployment(ctx, d); err != nil {
-		log.Error("record build result", "err", err)
-		return
-	}
-	if err := s.deps.Store.CompleteBuild(ctx, job.ID); err != nil {
-		log.Error("complete build job", "err", err)
-	}
 	p, err := s.deps.Store.GetProject(ctx, d.ProjectID)
 	if err != nil {
 		log.Error("project vanished", "err", err)
@@ -266,10 +255,17 @@ func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.
 	if !res.OK() {
 		fmt.Fprintf(logw, "==> pier: build failed: %s\n", res.Error)
 		log.Info("build failed", "reason", res.Error)
+		d.State, d.Error = control.StateFailed, res.Error
+		if !s.record(ctx, job, d) {
+			return
+		}
 		s.report(ctx, p, d, "failure", "Build failed: "+res.Error)
 		s.fireHook(p, d, control.HookDeployFailed, "", "")
 		return
 	}
+	d.ManifestKey = res.ManifestKey
+	d.Files = res.Files
+	d.Bytes = res.Bytes
 	fmt.Fprintf(logw, "==> pier: build ready in %s: %d files, %d bytes (%d new blobs)\n",
 		res.Duration.Round(time.Millisecond), res.Files, res.Bytes, res.Uploaded)
 	log.Info("build ready", "files", res.Files, "took", res.Duration)
@@ -282,6 +278,10 @@ func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.
 		env = d.Alias
 	}
 	if env == "" { // a preview of a bare commit: its own URL only
+		d.State = control.StateReady
+		if !s.record(ctx, job, d) {
+			return
+		}
 		s.report(ctx, p, d, "success", "Preview ready")
 		s.fireHook(p, d, control.HookPostDeploy, "", "")
 		return
@@ -290,6 +290,10 @@ func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.
 	if err != nil {
 		fmt.Fprintf(logw, "==> pier: not promoted, the previous deployment stays live: %v\n", err)
 		log.Warn("promote after build", "environment", env, "err", err)
+		d.State = control.StateReady
+		if !s.record(ctx, job, d) {
+			return
+		}
 		s.report(ctx, p, d, "error", "Built, but not live: the edges did not confirm it")
 		s.fireHook(p, d, control.HookDeployFailed, "",
 			"built, but not live: the edges did not confirm it, so the previous deployment stays live")
@@ -300,12 +304,30 @@ func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.
 		live = s.URL(env, p.Name)
 	}
 	fmt.Fprintf(logw, "==> pier: live at %s on %d edge(s) in %s\n", live, len(c.Edges), c.Total.Round(time.Millisecond))
+	d.State = control.StateReady
+	if !s.record(ctx, job, d) {
+		return
+	}
 	if env == control.Production {
 		s.report(ctx, p, d, "success", "Deployed to production")
 	} else {
 		s.report(ctx, p, d, "success", "Preview ready at "+live)
 	}
 	s.fireHook(p, d, control.HookPostDeploy, c.Previous, "")
+}
+
+// record writes a deployment's final state and takes its job off the
+// queue; false means the state could not be written (logged).
+func (s *Service) record(ctx context.Context, job *control.BuildJob, d *control.Deployment) bool {
+	d.FinishedAt = time.Now().UTC()
+	if err := s.deps.Store.UpdateDeployment(ctx, d); err != nil {
+		s.log.Error("record build result", "deployment", d.ID, "err", err)
+		return false
+	}
+	if err := s.deps.Store.CompleteBuild(ctx, job.ID); err != nil {
+		s.log.Error("complete build job", "deployment", d.ID, "err", err)
+	}
+	return true
 }
 
 // storeLog appends build output to the store as it arrives.
