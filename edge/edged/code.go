@@ -1,6 +1,7 @@
 package edged
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -206,6 +207,48 @@ func (r *runner) compileFile(ctx context.Context, m *edge.Manifest, name string)
 	return isolate.CompileWith(ctx, r.cfg, name, src)
 }
 
+// lease admits a request for key and leases it an isolate. Admission
+// comes first: the request waits for a slot of the CPU gate (counted
+// against its timeout), then takes an idle isolate or starts one in that
+// slot, so that CPU-bound traffic keeps about as many isolates busy as
+// there are slots, and they stay hot, instead of one isolate per
+// concurrent request. The slot goes with the call (isolate.WithSlot) and
+// comes back to the caller, who releases it after the isolate is back in
+// the pool. Calls that wait on fetch or timers give their slot back
+// meanwhile, so I/O-bound traffic still gets an isolate per request.
+//
+// No slot is held while waiting on the pool (another start in progress,
+// or the capacity with nothing idle): the calls holding the busy isolates
+// may need a slot to finish. The request lets its slot go, waits for the
+// pool to change, and queues again. Nor while waiting for the compile,
+// which takes a slot itself.
+func (r *runner) lease(ctx context.Context, key codeKey) (*warmpool.Lease[codeKey, *isolate.Runtime], *isolate.Slot, error) {
+	if _, err := r.script(ctx, key, nil); err != nil {
+		return nil, nil, err
+	}
+	since := time.Now()
+	for {
+		slot, err := r.cfg.Gate.Acquire(ctx, since, r.cfg.Timeout)
+		if err != nil {
+			return nil, nil, err
+		}
+		l, changed, err := r.pool.TryGet(isolate.WithSlot(ctx, slot), key)
+		if err != nil {
+			slot.Release()
+			return nil, nil, err
+		}
+		if l != nil {
+			return l, slot, nil
+		}
+		slot.Release()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
 // start is the pool's NewFunc: a cold start of one isolate for key.
 func (r *runner) start(ctx context.Context, key codeKey) (*isolate.Runtime, error) {
 	script, err := r.script(ctx, key, nil)
@@ -223,7 +266,7 @@ func (r *runner) start(ctx context.Context, key codeKey) (*isolate.Runtime, erro
 	cfg.OnLog = func(e isolate.LogEntry) {
 		console.Log(context.Background(), consoleLevel(e.Level), e.Message, "request_id", e.RequestID, "console", e.Level)
 	}
-	rt, err := isolate.New(cfg, script, env)
+	rt, err := isolate.NewContext(ctx, cfg, script, env) // in the caller's CPU slot, if it has one
 	if err != nil {
 		return nil, err
 	}
@@ -447,25 +490,33 @@ func (s *Server) serveCode(w http.ResponseWriter, r *http.Request, m *edge.Manif
 	ctx := r.Context()
 	key := codeKey{m.DeploymentID, file}
 
-	body := &countingBody{rc: r.Body, limit: s.code.cfg.MaxBodyBytes}
+	// The body is read before the request takes a CPU slot, so that a
+	// slow client never holds one.
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = body
+		limit := s.code.cfg.MaxBodyBytes
+		body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err == nil && int64(len(body)) > limit {
+			err = errRequestTooLarge
+		}
+		if err != nil {
+			s.codeError(w, r, m, reqID, err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	lease, err := s.code.pool.Get(ctx, key)
+	lease, slot, err := s.code.lease(ctx, key)
 	if err != nil {
 		s.codeError(w, r, m, reqID, err)
 		return
 	}
-	res, err := lease.Value().Serve(ctx, r, reqID)
+	res, err := lease.Value().Serve(isolate.WithSlot(ctx, slot), r, reqID)
 	if errors.Is(err, isolate.ErrClosed) {
 		lease.Discard()
 	} else {
 		lease.Release()
 	}
+	slot.Release() // after the isolate is back: the next request finds it idle
 	if err != nil {
-		if body.over {
-			err = errRequestTooLarge
-		}
 		s.codeError(w, r, m, reqID, err)
 		return
 	}
@@ -558,23 +609,3 @@ func requestID(r *http.Request) string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-// countingBody notices a request body longer than limit (the isolate reads
-// up to limit+1 bytes and fails), so that failure is a 413 and not a 500.
-type countingBody struct {
-	rc    io.ReadCloser
-	n     int64
-	limit int64
-	over  bool
-}
-
-func (c *countingBody) Read(p []byte) (int, error) {
-	n, err := c.rc.Read(p)
-	c.n += int64(n)
-	if c.n > c.limit {
-		c.over = true
-	}
-	return n, err
-}
-
-func (c *countingBody) Close() error { return c.rc.Close() }

@@ -72,6 +72,14 @@ type vm struct {
 // variables: it creates the context, installs the Web globals, runs the
 // script's top level (bounded by cfg.Timeout) and resolves its entry points.
 func New(cfg Config, script *Script, env map[string]string) (*Runtime, error) {
+	return NewContext(context.Background(), cfg, script, env)
+}
+
+// NewContext is New for a caller admitted through the CPU gate: the start
+// runs in the Slot ctx carries (WithSlot), if any, and returns it to the
+// Slot when done. ctx's cancellation does not stop the start; cfg.Timeout
+// does.
+func NewContext(ctx context.Context, cfg Config, script *Script, env map[string]string) (*Runtime, error) {
 	if script == nil {
 		return nil, errors.New("new runtime: nil script")
 	}
@@ -90,7 +98,7 @@ func New(cfg Config, script *Script, env map[string]string) (*Runtime, error) {
 		log:    cfg.Logger.With("component", "isolate", "script", script.name),
 		fetch:  newFetcher(cfg.Fetch),
 	}
-	if err := r.start(context.Background(), false); err != nil {
+	if err := r.start(context.WithoutCancel(ctx), false); err != nil {
 		r.fetch.close()
 		return nil, err
 	}
@@ -254,7 +262,8 @@ type call struct {
 	fetches int // started
 	waiting int // started and not yet delivered
 	dirty   bool
-	held    bool // holds a slot of the Runtime's Gate
+	held    bool  // holds a slot of the Runtime's Gate
+	slot    *Slot // the caller's slot this call runs in (WithSlot): its slot goes back there at the end
 
 	mu      sync.Mutex
 	inJS    bool
@@ -273,9 +282,16 @@ func (r *Runtime) begin(ctx context.Context, id string) *call {
 	}
 	c := &call{id: id, limit: limit, done: make(chan struct{}),
 		events: make(chan fetchResult, r.cfg.Fetch.MaxRequests)}
+	left := limit
+	if s := slotFrom(ctx); s.lend(r.cfg.Gate) {
+		// Admitted ahead of the call: run in the caller's slot; the wait
+		// for it counts against the limit.
+		c.held, c.slot = true, s
+		left = max(limit-time.Since(s.since), 0)
+	}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	iso := r.vm.iso
-	timer := time.AfterFunc(limit, func() { c.trip(iso, &TimeoutError{Limit: limit}) })
+	timer := time.AfterFunc(left, func() { c.trip(iso, &TimeoutError{Limit: limit}) })
 	stopCtx := context.AfterFunc(ctx, func() {
 		err := ctx.Err()
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -305,7 +321,7 @@ func (c *call) trip(iso *v8.Isolate, reason error) {
 // next call: a termination requested as the script was returning is
 // absorbed, and leftover timers and fetch callbacks are dropped.
 func (r *Runtime) end(c *call) {
-	defer r.yield(c) // after the cleanup below, which runs JS
+	defer r.finish(c) // after the cleanup below, which runs JS
 	c.stop()
 	c.cancel()
 	r.cur = nil
@@ -387,13 +403,25 @@ func (r *Runtime) hold(c *call) error {
 	return nil
 }
 
-// yield gives c's gate slot back: while the call waits on fetches and
-// timers, and when it ends.
+// yield gives c's gate slot back while the call waits on fetches and
+// timers.
 func (r *Runtime) yield(c *call) {
 	if c.held {
 		c.held = false
 		r.cfg.Gate.leave()
 	}
+}
+
+// finish gives c's gate slot back when the call ends: to the caller's Slot
+// if the call ran in one (the caller releases it once the isolate is back
+// in its pool), else to the gate.
+func (r *Runtime) finish(c *call) {
+	if c.held && c.slot != nil {
+		c.held = false
+		c.slot.held = true
+		return
+	}
+	r.yield(c)
 }
 
 func scriptError(err error) error {
@@ -550,6 +578,7 @@ func (r *Runtime) await(c *call, v *v8.Value) (*v8.Value, error) {
 			timer.Stop()
 		}
 	}()
+	recheck := true
 	for {
 		if r.vm.spent {
 			return nil, ErrHeapLimit
@@ -573,8 +602,16 @@ func (r *Runtime) await(c *call, v *v8.Value) (*v8.Value, error) {
 			continue
 		}
 		if ms < 0 && c.waiting == 0 {
+			// The continuations of the timers runTimers just ran are
+			// microtasks, run when it returned: they may have set new
+			// timers (await sleep(1); await sleep(1)). Look once more.
+			if recheck {
+				recheck = false
+				continue
+			}
 			return nil, &ScriptError{Message: "the script's promise will never settle: nothing is pending (no fetch, no timer)"}
 		}
+		recheck = true
 		// A fetch that has finished, or a timer due now, is the next turn:
 		// keep the gate slot for it. Otherwise give the slot back while
 		// the call waits; the next entry into JS (run) takes one again.

@@ -180,6 +180,23 @@ func (p *Pool[K, V]) forgetLocked(key K, ks *keyState[K, V]) {
 // recently used evictable idle value first, or waits for a release. Get
 // returns ctx's error if ctx ends while it waits or starts.
 func (p *Pool[K, V]) Get(ctx context.Context, key K) (*Lease[K, V], error) {
+	l, _, err := p.get(ctx, key, true)
+	return l, err
+}
+
+// TryGet is Get without the waiting: it returns an idle value for key, or
+// starts one (and waits for that start only) when key has no start in
+// progress and the pool has room or an evictable idle value. Otherwise it
+// returns a nil Lease and a channel that is closed at the pool's next
+// change (a release, the end of a start, an eviction): try again then.
+// It is for callers that hold something other callers need in order to
+// finish (a CPU slot): they let go of it before they wait on the channel.
+// A start that fails returns its error to this caller only.
+func (p *Pool[K, V]) TryGet(ctx context.Context, key K) (*Lease[K, V], <-chan struct{}, error) {
+	return p.get(ctx, key, false)
+}
+
+func (p *Pool[K, V]) get(ctx context.Context, key K, wait bool) (*Lease[K, V], <-chan struct{}, error) {
 	p.mu.Lock()
 	ks := p.keyLocked(key)
 	ks.waiters++
@@ -194,12 +211,12 @@ func (p *Pool[K, V]) Get(ctx context.Context, key K) (*Lease[K, V], error) {
 	for {
 		if p.closed {
 			p.mu.Unlock()
-			return nil, ErrClosed
+			return nil, nil, ErrClosed
 		}
 		if watching && ks.errGen != seenErr {
 			err := ks.err
 			p.mu.Unlock()
-			return nil, err
+			return nil, nil, err
 		}
 		if n := len(ks.idle); n > 0 {
 			e := ks.idle[n-1]
@@ -208,7 +225,7 @@ func (p *Pool[K, V]) Get(ctx context.Context, key K) (*Lease[K, V], error) {
 			e.elem = nil
 			p.stats.WarmHits++
 			p.mu.Unlock()
-			return &Lease[K, V]{p: p, e: e}, nil
+			return &Lease[K, V]{p: p, e: e}, nil, nil
 		}
 		if ks.starting == 0 {
 			var victims []Closer
@@ -222,21 +239,25 @@ func (p *Pool[K, V]) Get(ctx context.Context, key K) (*Lease[K, V], error) {
 				p.retire(victims)
 				e, err := p.start(ctx, key, ks, gen)
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
-				return &Lease[K, V]{p: p, e: e, cold: true}, nil
+				return &Lease[K, V]{p: p, e: e, cold: true}, nil, nil
 			}
 		}
 		// Wait for the start in progress, a release or an eviction.
+		ch := p.changed
+		if !wait {
+			p.mu.Unlock()
+			return nil, ch, nil
+		}
 		if ks.starting > 0 && !watching {
 			watching, seenErr = true, ks.errGen
 		}
-		ch := p.changed
 		p.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		p.mu.Lock()
 	}
