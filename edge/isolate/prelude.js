@@ -390,11 +390,30 @@
     get [Symbol.toStringTag]() { return 'URLSearchParams'; }
   }
 
+  // Parsed URLs by input: parsing crosses into Go, and the same URL is
+  // parsed again and again (the Request, then the handler's new URL(req.url);
+  // the same paths request after request). Parsing is a pure function of
+  // its input, so the records are shared; each URL gets its own copy.
+  // Bounded: cleared when full, long inputs (data: URLs) not kept.
+  const urlCache = new Map();
+  function parseURL(url, base, hasBase) {
+    const key = hasBase ? 'b' + base.length + ':' + base + url : 'u' + url;
+    let p = key.length <= 2048 ? urlCache.get(key) : undefined;
+    if (p === undefined) {
+      p = JSON.parse(callNative(native.url, url, base, hasBase));
+      if (key.length <= 2048) {
+        if (urlCache.size >= 512) urlCache.clear();
+        urlCache.set(key, p);
+      }
+    }
+    return { ...p };
+  }
+
   class URL {
     #p; #sp;
     constructor(url, base) {
       if (arguments.length < 1) throw new TypeError("Failed to construct 'URL': 1 argument required");
-      this.#p = JSON.parse(callNative(native.url, String(url), base === undefined ? '' : String(base), base !== undefined));
+      this.#p = parseURL(String(url), base === undefined ? '' : String(base), base !== undefined);
       this.#sp = new URLSearchParams(this.#p.search);
       this.#sp._attach(this);
     }

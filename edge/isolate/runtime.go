@@ -258,7 +258,7 @@ type call struct {
 	limit   time.Duration
 	ctx     context.Context // cancelled when the call ends: stops its fetches
 	cancel  context.CancelFunc
-	events  chan fetchResult
+	events  chan fetchResult // made by the first fetch (nil: none started; receiving blocks)
 	fetches int // started
 	waiting int // started and not yet delivered
 	dirty   bool
@@ -280,8 +280,7 @@ func (r *Runtime) begin(ctx context.Context, id string) *call {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < limit {
 		limit = max(time.Until(dl), 0)
 	}
-	c := &call{id: id, limit: limit, done: make(chan struct{}),
-		events: make(chan fetchResult, r.cfg.Fetch.MaxRequests)}
+	c := &call{id: id, limit: limit, done: make(chan struct{})}
 	left := limit
 	if s := slotFrom(ctx); s.lend(r.cfg.Gate) {
 		// Admitted ahead of the call: run in the caller's slot; the wait
