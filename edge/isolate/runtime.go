@@ -259,8 +259,8 @@ type call struct {
 	ctx     context.Context // cancelled when the call ends: stops its fetches
 	cancel  context.CancelFunc
 	events  chan fetchResult // made by the first fetch (nil: none started; receiving blocks)
-	fetches int // started
-	waiting int // started and not yet delivered
+	fetches int              // started
+	waiting int              // started and not yet delivered
 	dirty   bool
 	held    bool  // holds a slot of the Runtime's Gate
 	slot    *Slot // the caller's slot this call runs in (WithSlot): its slot goes back there at the end
