@@ -833,7 +833,10 @@
     if (!(res instanceof Response)) throw new TypeError('fetch handler must return a Response, got ' + inspect(res, 1, new Set()));
     const meta = JSON.stringify({ status: res.status, statusText: res.statusText, headers: res.headers._pairs() });
     const src = res._source();
-    if (src == null || typeof src === 'string') return { meta, body: src == null ? null : src };
+    // The common case in one string, one crossing into Go: the meta JSON
+    // (which never holds a raw newline), then a newline and the text body.
+    if (src == null) return meta;
+    if (typeof src === 'string') return meta + '\n' + src;
     if (src instanceof ReadableStream) return readAll(src).then((b) => ({ meta, body: toShared(b) }));
     return { meta, body: toShared(src) };
   }

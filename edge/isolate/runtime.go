@@ -727,8 +727,24 @@ func (r *Runtime) shared(c *call, b []byte) (*v8.Value, error) {
 	return sab, nil
 }
 
-// response converts serve's record {meta, body} into a Response.
+// response converts serve's record into a Response: a string (the meta
+// JSON, then a newline and the text body if there is one) or, for a
+// binary body, {meta, body: SharedArrayBuffer}.
 func (r *Runtime) response(out *v8.Value) (*Response, error) {
+	if out.IsString() {
+		meta, body, hasBody := strings.Cut(out.String(), "\n")
+		res, err := decodeMeta(meta)
+		if err != nil {
+			return nil, err
+		}
+		if hasBody {
+			res.Body = []byte(body)
+		}
+		if int64(len(res.Body)) > r.cfg.MaxBodyBytes {
+			return nil, fmt.Errorf("serve: response: %w", ErrBodyTooLarge)
+		}
+		return res, nil
+	}
 	obj, err := out.AsObject()
 	if err != nil {
 		return nil, scriptError(err)
@@ -737,18 +753,10 @@ func (r *Runtime) response(out *v8.Value) (*Response, error) {
 	if err != nil {
 		return nil, scriptError(err)
 	}
-	var meta struct {
-		Status  int         `json:"status"`
-		Headers [][2]string `json:"headers"`
-	}
-	err = json.Unmarshal([]byte(metaV.String()), &meta)
+	res, err := decodeMeta(metaV.String())
 	metaV.Release()
 	if err != nil {
-		return nil, fmt.Errorf("serve: decode response: %w", err)
-	}
-	res := &Response{Status: meta.Status, Header: make(http.Header, len(meta.Headers))}
-	for _, h := range meta.Headers {
-		res.Header.Add(h[0], h[1])
+		return nil, err
 	}
 	bodyV, err := obj.Get("body")
 	if err != nil {
@@ -768,6 +776,22 @@ func (r *Runtime) response(out *v8.Value) (*Response, error) {
 	}
 	if int64(len(res.Body)) > r.cfg.MaxBodyBytes {
 		return nil, fmt.Errorf("serve: response: %w", ErrBodyTooLarge)
+	}
+	return res, nil
+}
+
+// decodeMeta reads the status and headers of a response record.
+func decodeMeta(raw string) (*Response, error) {
+	var meta struct {
+		Status  int         `json:"status"`
+		Headers [][2]string `json:"headers"`
+	}
+	if err := json.Unmarshal([]byte(raw), &meta); err != nil {
+		return nil, fmt.Errorf("serve: decode response: %w", err)
+	}
+	res := &Response{Status: meta.Status, Header: make(http.Header, len(meta.Headers))}
+	for _, h := range meta.Headers {
+		res.Header.Add(h[0], h[1])
 	}
 	return res, nil
 }
