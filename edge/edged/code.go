@@ -207,46 +207,23 @@ func (r *runner) compileFile(ctx context.Context, m *edge.Manifest, name string)
 	return isolate.CompileWith(ctx, r.cfg, name, src)
 }
 
-// lease admits a request for key and leases it an isolate. Admission
-// comes first: the request waits for a slot of the CPU gate (counted
-// against its timeout), then takes an idle isolate or starts one in that
-// slot, so that CPU-bound traffic keeps about as many isolates busy as
-// there are slots, and they stay hot, instead of one isolate per
-// concurrent request. The slot goes with the call (isolate.WithSlot) and
-// comes back to the caller, who releases it after the isolate is back in
-// the pool. Calls that wait on fetch or timers give their slot back
-// meanwhile, so I/O-bound traffic still gets an isolate per request.
-//
-// No slot is held while waiting on the pool (another start in progress,
-// or the capacity with nothing idle): the calls holding the busy isolates
-// may need a slot to finish. The request lets its slot go, waits for the
-// pool to change, and queues again. Nor while waiting for the compile,
-// which takes a slot itself.
+// lease admits a request for key through the CPU gate and leases it an
+// isolate (isolate.Admit): the request waits for a slot (counted against
+// its timeout), then takes an idle isolate or starts one in that slot, so
+// that CPU-bound traffic keeps about as many isolates busy as there are
+// slots, and they stay hot, instead of one isolate per concurrent request.
+// The slot goes with the call (isolate.WithSlot) and comes back to the
+// caller, who releases it after the isolate is back in the pool. Calls
+// that wait on fetch or timers give their slot back meanwhile, so
+// I/O-bound traffic still gets an isolate per request. No slot is held
+// while waiting on the pool, nor for the compile (which takes one itself).
 func (r *runner) lease(ctx context.Context, key codeKey) (*warmpool.Lease[codeKey, *isolate.Runtime], *isolate.Slot, error) {
 	if _, err := r.script(ctx, key, nil); err != nil {
 		return nil, nil, err
 	}
-	since := time.Now()
-	for {
-		slot, err := r.cfg.Gate.Acquire(ctx, since, r.cfg.Timeout)
-		if err != nil {
-			return nil, nil, err
-		}
-		l, changed, err := r.pool.TryGet(isolate.WithSlot(ctx, slot), key)
-		if err != nil {
-			slot.Release()
-			return nil, nil, err
-		}
-		if l != nil {
-			return l, slot, nil
-		}
-		slot.Release()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		}
-	}
+	return isolate.Admit(ctx, r.cfg.Gate, r.cfg.Timeout, func(ctx context.Context) (*warmpool.Lease[codeKey, *isolate.Runtime], <-chan struct{}, error) {
+		return r.pool.TryGet(ctx, key)
+	})
 }
 
 // start is the pool's NewFunc: a cold start of one isolate for key.

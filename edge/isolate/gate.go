@@ -174,3 +174,41 @@ func slotFrom(ctx context.Context) *Slot {
 	s, _ := ctx.Value(slotKey{}).(*Slot)
 	return s
 }
+
+// Admit admits a request through g before it leases an isolate: it waits
+// for a slot (counted against limit, the calls' timeout), then calls try
+// with a ctx carrying the slot (WithSlot), which returns a lease from the
+// caller's pool: an idle isolate, or one it started in the slot (see
+// edge/warmpool's Pool.TryGet). The lease and the slot are returned
+// together; pass the slot to the call (WithSlot) and release it after the
+// isolate is back in its pool, so that the next request finds it idle.
+//
+// When try cannot lease without waiting (another start in progress, the
+// pool full of busy isolates), it returns a channel that closes when that
+// changes: Admit gives the slot back before it waits there, because the
+// calls holding those isolates may need a slot to finish, then queues
+// again. A nil g admits at once (the Slot is nil).
+func Admit[L any](ctx context.Context, g *Gate, limit time.Duration, try func(context.Context) (L, <-chan struct{}, error)) (L, *Slot, error) {
+	var zero L
+	since := time.Now()
+	for {
+		slot, err := g.Acquire(ctx, since, limit)
+		if err != nil {
+			return zero, nil, err
+		}
+		l, changed, err := try(WithSlot(ctx, slot))
+		if err != nil {
+			slot.Release()
+			return zero, nil, err
+		}
+		if changed == nil {
+			return l, slot, nil
+		}
+		slot.Release()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return zero, nil, ctx.Err()
+		}
+	}
+}
