@@ -7,9 +7,10 @@
 // edge/isolate/testdata/bundles with esbuild and serves it from two
 // separate processes: the real pier binary (`pier dev` on the embedded
 // backends, the bundle deployed through the control API as a repository
-// whose _worker.js is the page) and workerd (Cloudflare's runtime, npm
-// package workerd, a minimal capnp config on 127.0.0.1). This process only
-// generates load: the same Go HTTP loop drives both (1 and 8 clients, then
+// whose _worker.js is the page), workerd (Cloudflare's runtime, npm
+// package workerd, a minimal capnp config on 127.0.0.1) and Deno (npm
+// package deno, the handler under Deno.serve). This process only
+// generates load: the same Go HTTP loop drives all three (1 and 8 clients, then
 // a second 8-client pass) and the benchmark prints warm p50/p99 latency,
 // requests/s and the CPU time each server process spent per request, side
 // by side, plus Pier's cold start for the ~218 KB bundle. It needs git,
@@ -38,8 +39,11 @@ import (
 	"github.com/pierhq/pier/tests/testenv"
 )
 
-// workerdVersion is the npm version of workerd compared against.
-const workerdVersion = "1.20261117.1"
+// The npm versions of the runtimes compared against.
+const (
+	workerdVersion = "1.20261117.1"
+	denoVersion    = "2.9.5"
+)
 
 // Load shape: every level sends at most requests requests and runs at most
 // maxTime, after warmup requests that are not measured.
@@ -70,6 +74,7 @@ func BenchmarkSSR(b *testing.B) {
 
 	pier := startPier(b, bundle)
 	workerd := startWorkerd(b, dir, bundlePath)
+	deno := startDeno(b, dir, bundlePath)
 	floor := startFloor(b, pier)
 
 	// The page's own render, in one isolate without HTTP: the floor Pier's
@@ -84,9 +89,10 @@ func BenchmarkSSR(b *testing.B) {
 	rows := []row{
 		{"pier edge (pier dev process)", nil},
 		{"workerd " + workerdVersion, nil},
+		{"deno " + denoVersion + " (Deno.serve)", nil},
 		{"Go net/http, fixed page (HTTP floor)", nil},
 	}
-	targets := []target{pier, workerd, floor}
+	targets := []target{pier, workerd, deno, floor}
 	for _, c := range levels {
 		for i, tg := range targets {
 			rows[i].res = append(rows[i].res, load(b, tg, c))
@@ -121,10 +127,13 @@ func BenchmarkSSR(b *testing.B) {
 			fmt.Fprintf(&out, "%-40s %8s %10s %10s %10.0f %14s\n", r.name, label(i), ms(res.p50), ms(res.p99), res.rps, cpu)
 		}
 	}
-	for i := range passes {
-		p, w := rows[0].res[i], rows[1].res[i]
-		fmt.Fprintf(&out, "pier/workerd at %s clients: p50 %.2fx, p99 %.2fx, throughput %.2fx, CPU per request %.2fx\n",
-			label(i), ratio(p.p50, w.p50), ratio(p.p99, w.p99), p.rps/w.rps, ratio(p.cpu, w.cpu))
+	for _, other := range []int{1, 2} {
+		name := strings.Fields(rows[other].name)[0]
+		for i := range passes {
+			p, w := rows[0].res[i], rows[other].res[i]
+			fmt.Fprintf(&out, "pier/%s at %s clients: p50 %.2fx, p99 %.2fx, throughput %.2fx, CPU per request %.2fx\n",
+				name, label(i), ratio(p.p50, w.p50), ratio(p.p99, w.p99), p.rps/w.rps, ratio(p.cpu, w.cpu))
+		}
 	}
 	fmt.Fprintf(&out, "render in the isolate, no HTTP (Runtime.Serve): p50 %s, p99 %s\n", ms(direct.p50), ms(direct.p99))
 	fmt.Fprintf(&out, "pier platform overhead over the render (1 client, p50): %s\n", ms(rows[0].res[0].p50-direct.p50))
@@ -200,17 +209,7 @@ func edgeStats(tg target) (string, error) {
 // startWorkerd installs workerd from npm and serves the bundle with a
 // minimal config.
 func startWorkerd(b *testing.B, dir, bundlePath string) target {
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		testenv.Unavailable(b, "npm not found: the benchmark installs workerd from npm")
-	}
-	wd := filepath.Join(dir, "workerd")
-	if err := os.MkdirAll(wd, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	if err := edgedtest.Run(wd, npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "workerd@"+workerdVersion); err != nil {
-		testenv.Unavailable(b, "install workerd: %v", err)
-	}
+	wd := npmInstall(b, dir, "workerd", workerdVersion)
 	port, err := testenv.FreePort()
 	if err != nil {
 		b.Fatal(err)
@@ -243,6 +242,54 @@ const page :Workerd.Worker = (
 	tg := target{name: "workerd", url: fmt.Sprintf("http://127.0.0.1:%d/bench", port), pid: srv.Pid()}
 	if err := srv.WaitHTTP(tg.url, time.Minute, nil); err != nil {
 		b.Fatal(err)
+	}
+	waitPage(b, tg)
+	return tg
+}
+
+// npmInstall installs name@version from npm into dir/name and returns
+// that directory.
+func npmInstall(b *testing.B, dir, name, version string) string {
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		testenv.Unavailable(b, "npm not found: the benchmark installs %s from npm", name)
+	}
+	wd := filepath.Join(dir, name)
+	if err := os.MkdirAll(wd, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := edgedtest.Run(wd, npm, "install", "--no-audit", "--no-fund", "--loglevel=error", name+"@"+version); err != nil {
+		testenv.Unavailable(b, "install %s: %v", name, err)
+	}
+	return wd
+}
+
+// startDeno installs Deno from npm and serves the bundle's fetch handler
+// with Deno.serve, the way a Workers-style module runs on Deno.
+func startDeno(b *testing.B, dir, bundlePath string) target {
+	wd := npmInstall(b, dir, "deno", denoVersion)
+	port, err := testenv.FreePort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	main := filepath.Join(wd, "main.js")
+	src := fmt.Sprintf(`import page from %q;
+const ctx = { waitUntil() {}, passThroughOnException() {} };
+Deno.serve({ hostname: "127.0.0.1", port: %d, onListen() {} }, (req) => page.fetch(req, {}, ctx));
+`, "file://"+bundlePath, port)
+	if err := os.WriteFile(main, []byte(src), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	srv, err := testenv.StartServer("deno", []string{filepath.Join(wd, "node_modules", ".bin", "deno"), "run",
+		fmt.Sprintf("--allow-net=127.0.0.1:%d", port), "--no-prompt", main},
+		[]string{"DENO_NO_UPDATE_CHECK=1", "DENO_DIR=" + filepath.Join(wd, "cache"), "NO_COLOR=1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Stop)
+	tg := target{name: "deno", url: fmt.Sprintf("http://127.0.0.1:%d/bench", port), pid: srv.Pid()}
+	if err := srv.WaitHTTP(tg.url, time.Minute, nil); err != nil {
+		b.Fatalf("deno: %v\n%s", err, srv.Log())
 	}
 	waitPage(b, tg)
 	return tg
