@@ -414,15 +414,14 @@
     constructor(url, base) {
       if (arguments.length < 1) throw new TypeError("Failed to construct 'URL': 1 argument required");
       this.#p = parseURL(String(url), base === undefined ? '' : String(base), base !== undefined);
-      this.#sp = new URLSearchParams(this.#p.search);
-      this.#sp._attach(this);
+      this.#sp = null; // made on first use: most URLs never look at their query
     }
     static canParse(url, base) { try { new URL(url, base); return true; } catch { return false; } }
     static parse(url, base) { try { return new URL(url, base); } catch { return null; } }
     #reparse(next) {
       const u = new URL(next);
       this.#p = u.#p;
-      this.#sp._parse(this.#p.search);
+      if (this.#sp) this.#sp._parse(this.#p.search);
     }
     #compose(over) {
       const p = { ...this.#p, ...over };
@@ -451,7 +450,10 @@
     set pathname(v) { v = String(v); this.#reparse(this.#compose({ pathname: v.startsWith('/') ? v : '/' + v })); }
     get search() { return this.#p.search; }
     set search(v) { v = String(v); this.#reparse(this.#compose({ search: v && !v.startsWith('?') ? '?' + v : v === '?' ? '' : v })); }
-    get searchParams() { return this.#sp; }
+    get searchParams() {
+      if (!this.#sp) { this.#sp = new URLSearchParams(this.#p.search); this.#sp._attach(this); }
+      return this.#sp;
+    }
     get hash() { return this.#p.hash; }
     set hash(v) { v = String(v); this.#reparse(this.#compose({ hash: v && !v.startsWith('#') ? '#' + v : v === '#' ? '' : v })); }
     toString() { return this.#p.href; }
@@ -629,7 +631,7 @@
         this.#signal = input.signal; this.#redirect = input.redirect;
         if (init.body === undefined) src = input._cloneSource();
       } else {
-        this.#url = new URL(String(input)).href;
+        this.#url = parseURL(String(input), '', false).href;
         this.#method = 'GET'; this.#headers = new Headers(); this.#signal = new AbortSignal(internalKey); this.#redirect = 'follow';
       }
       if (init.method !== undefined) {
