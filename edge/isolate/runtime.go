@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -780,8 +781,14 @@ func (r *Runtime) response(out *v8.Value) (*Response, error) {
 	return res, nil
 }
 
-// decodeMeta reads the status and headers of a response record.
+// decodeMeta reads the status and headers of a response record. The
+// prelude writes it with JSON.stringify in one fixed shape, which
+// fastMeta reads without reflection; anything else goes through
+// encoding/json.
 func decodeMeta(raw string) (*Response, error) {
+	if res, ok := fastMeta(raw); ok {
+		return res, nil
+	}
 	var meta struct {
 		Status  int         `json:"status"`
 		Headers [][2]string `json:"headers"`
@@ -794,6 +801,87 @@ func decodeMeta(raw string) (*Response, error) {
 		res.Header.Add(h[0], h[1])
 	}
 	return res, nil
+}
+
+// fastMeta reads {"status":N,"statusText":"…","headers":[["k","v"],…]},
+// exactly as JSON.stringify writes it (no spaces). ok is false for any
+// other input.
+func fastMeta(raw string) (res *Response, ok bool) {
+	rest, ok := strings.CutPrefix(raw, `{"status":`)
+	if !ok {
+		return nil, false
+	}
+	i := 0
+	for i < len(rest) && i < 4 && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return nil, false
+	}
+	status, _ := strconv.Atoi(rest[:i])
+	if rest, ok = strings.CutPrefix(rest[i:], `,"statusText":`); !ok {
+		return nil, false
+	}
+	if _, rest, ok = jsonString(rest); !ok {
+		return nil, false
+	}
+	if rest, ok = strings.CutPrefix(rest, `,"headers":[`); !ok {
+		return nil, false
+	}
+	res = &Response{Status: status, Header: make(http.Header, 4)}
+	for first := true; ; first = false {
+		if rest == "]}" {
+			return res, true
+		}
+		if !first {
+			if rest, ok = strings.CutPrefix(rest, ","); !ok {
+				return nil, false
+			}
+		}
+		var k, v string
+		if rest, ok = strings.CutPrefix(rest, "["); !ok {
+			return nil, false
+		}
+		if k, rest, ok = jsonString(rest); !ok {
+			return nil, false
+		}
+		if rest, ok = strings.CutPrefix(rest, ","); !ok {
+			return nil, false
+		}
+		if v, rest, ok = jsonString(rest); !ok {
+			return nil, false
+		}
+		if rest, ok = strings.CutPrefix(rest, "]"); !ok {
+			return nil, false
+		}
+		res.Header.Add(k, v)
+	}
+}
+
+// jsonString reads the JSON string at the start of s. Strings without
+// escapes (the usual header) are sliced, not copied; escaped ones go
+// through encoding/json.
+func jsonString(s string) (v, rest string, ok bool) {
+	if len(s) == 0 || s[0] != '"' {
+		return "", s, false
+	}
+	escaped := false
+	for i := 1; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			escaped = true
+			i++ // skip the escaped byte (a quote or a backslash among them)
+		case '"':
+			if !escaped {
+				return s[1:i], s[i+1:], true
+			}
+			if err := json.Unmarshal([]byte(s[:i+1]), &v); err != nil {
+				return "", s, false
+			}
+			return v, s[i+1:], true
+		}
+	}
+	return "", s, false
 }
 
 // requestMeta is the request as the prelude's serve() reads it.
