@@ -1,6 +1,7 @@
 package edged
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -206,6 +207,25 @@ func (r *runner) compileFile(ctx context.Context, m *edge.Manifest, name string)
 	return isolate.CompileWith(ctx, r.cfg, name, src)
 }
 
+// lease admits a request for key through the CPU gate and leases it an
+// isolate (isolate.Admit): the request waits for a slot (counted against
+// its timeout), then takes an idle isolate or starts one in that slot, so
+// that CPU-bound traffic keeps about as many isolates busy as there are
+// slots, and they stay hot, instead of one isolate per concurrent request.
+// The slot goes with the call (isolate.WithSlot) and comes back to the
+// caller, who releases it after the isolate is back in the pool. Calls
+// that wait on fetch or timers give their slot back meanwhile, so
+// I/O-bound traffic still gets an isolate per request. No slot is held
+// while waiting on the pool, nor for the compile (which takes one itself).
+func (r *runner) lease(ctx context.Context, key codeKey) (*warmpool.Lease[codeKey, *isolate.Runtime], *isolate.Slot, error) {
+	if _, err := r.script(ctx, key, nil); err != nil {
+		return nil, nil, err
+	}
+	return isolate.Admit(ctx, r.cfg.Gate, r.cfg.Timeout, func(ctx context.Context) (*warmpool.Lease[codeKey, *isolate.Runtime], <-chan struct{}, error) {
+		return r.pool.TryGet(ctx, key)
+	})
+}
+
 // start is the pool's NewFunc: a cold start of one isolate for key.
 func (r *runner) start(ctx context.Context, key codeKey) (*isolate.Runtime, error) {
 	script, err := r.script(ctx, key, nil)
@@ -226,7 +246,7 @@ func (r *runner) start(ctx context.Context, key codeKey) (*isolate.Runtime, erro
 	if sink := r.s.consoleSink(key.deployment); sink != nil {
 		cfg.OnLog = sink // to control, not the edge's own log
 	}
-	rt, err := isolate.New(cfg, script, env)
+	rt, err := isolate.NewContext(ctx, cfg, script, env) // in the caller's CPU slot, if it has one
 	if err != nil {
 		return nil, err
 	}
@@ -450,27 +470,35 @@ func (s *Server) serveCode(w http.ResponseWriter, r *http.Request, m *edge.Manif
 	ctx := r.Context()
 	key := codeKey{m.DeploymentID, file}
 
-	body := &countingBody{rc: r.Body, limit: s.code.cfg.MaxBodyBytes}
+	// The body is read before the request takes a CPU slot, so that a
+	// slow client never holds one.
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = body
+		limit := s.code.cfg.MaxBodyBytes
+		body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err == nil && int64(len(body)) > limit {
+			err = errRequestTooLarge
+		}
+		if err != nil {
+			s.codeError(w, r, m, reqID, err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	acquire := time.Now()
-	lease, err := s.code.pool.Get(ctx, key)
+	lease, slot, err := s.code.lease(ctx, key)
 	if err != nil {
 		s.codeError(w, r, m, reqID, err)
 		return
 	}
 	noteCode(r, reqID, lease.Cold(), time.Since(acquire))
-	res, err := lease.Value().Serve(ctx, r, reqID)
+	res, err := lease.Value().Serve(isolate.WithSlot(ctx, slot), r, reqID)
 	if errors.Is(err, isolate.ErrClosed) {
 		lease.Discard()
 	} else {
 		lease.Release()
 	}
+	slot.Release() // after the isolate is back: the next request finds it idle
 	if err != nil {
-		if body.over {
-			err = errRequestTooLarge
-		}
 		s.codeError(w, r, m, reqID, err)
 		return
 	}
@@ -563,23 +591,3 @@ func requestID(r *http.Request) string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-// countingBody notices a request body longer than limit (the isolate reads
-// up to limit+1 bytes and fails), so that failure is a 413 and not a 500.
-type countingBody struct {
-	rc    io.ReadCloser
-	n     int64
-	limit int64
-	over  bool
-}
-
-func (c *countingBody) Read(p []byte) (int, error) {
-	n, err := c.rc.Read(p)
-	c.n += int64(n)
-	if c.n > c.limit {
-		c.over = true
-	}
-	return n, err
-}
-
-func (c *countingBody) Close() error { return c.rc.Close() }

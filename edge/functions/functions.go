@@ -45,7 +45,10 @@ import (
 type Config struct {
 	// Runtime holds the limits of every function's isolates. Zero fields
 	// take isolate.DefaultConfig's (a 30 s timeout, 128 MB of heap, public
-	// outbound fetch only).
+	// outbound fetch only). Runtime.Gate, when set, is the CPU gate the
+	// functions share with the rest of the process (the edge's): calls are
+	// admitted through it before they lease an isolate, and compiles and
+	// cold starts run under it. nil: no limit.
 	Runtime isolate.Config
 	// Pool sizes the warm isolates of all functions together
 	// (warmpool.DefaultConfig: 64, idle ones closed after 5 minutes).
@@ -155,8 +158,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(w, r)
 }
 
-// start is the pool's NewFunc: a cold start of one isolate for function id.
-func (a *API) start(_ context.Context, id string) (*isolate.Runtime, error) {
+// start is the pool's NewFunc: a cold start of one isolate for function
+// id, in the caller's CPU slot if it has one.
+func (a *API) start(ctx context.Context, id string) (*isolate.Runtime, error) {
 	a.mu.Lock()
 	f := a.funcs[id]
 	a.mu.Unlock()
@@ -166,7 +170,7 @@ func (a *API) start(_ context.Context, id string) (*isolate.Runtime, error) {
 	cfg := a.cfg.Runtime
 	log := a.log.With("function", id)
 	cfg.OnLog = func(e isolate.LogEntry) { log.Debug(e.Message, "console", e.Level) }
-	return isolate.New(cfg, f.script, nil)
+	return isolate.NewContext(ctx, cfg, f.script, nil)
 }
 
 var errNotFound = errors.New("function not found")
@@ -208,7 +212,9 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 	id := newID()
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.DeployTimeout)
 	defer cancel()
-	script, err := isolate.Compile(ctx, "function-"+id+".js", []byte(code))
+	ccfg := a.cfg.Runtime // its limits and CPU gate, the deploy's time limit
+	ccfg.Timeout = a.cfg.DeployTimeout
+	script, err := isolate.CompileWith(ctx, ccfg, "function-"+id+".js", []byte(code))
 	if err != nil {
 		a.fail(w, r, id, err)
 		return
@@ -256,18 +262,26 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Body must be JSON")
 		return
 	}
-	lease, err := a.pool.Get(r.Context(), id)
+	// Admission through the CPU gate before the lease, as on the edge
+	// (isolate.Admit): the body is read already, so no slow client holds a
+	// slot.
+	ctx := r.Context()
+	lease, slot, err := isolate.Admit(ctx, a.cfg.Runtime.Gate, a.cfg.Runtime.Timeout,
+		func(ctx context.Context) (*warmpool.Lease[string, *isolate.Runtime], <-chan struct{}, error) {
+			return a.pool.TryGet(ctx, id)
+		})
 	if err != nil {
 		a.fail(w, r, id, err)
 		return
 	}
 	f.invocations.Add(1)
-	out, err := lease.Value().Invoke(r.Context(), input)
+	out, err := lease.Value().Invoke(isolate.WithSlot(ctx, slot), input)
 	if errors.Is(err, isolate.ErrClosed) {
 		lease.Discard()
 	} else {
 		lease.Release()
 	}
+	slot.Release() // after the isolate is back: the next call finds it idle
 	if err != nil {
 		a.fail(w, r, id, err)
 		return

@@ -265,3 +265,81 @@ func TestLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedGate: the functions API runs under the CPU gate it is given
+// (the edge's, in one process): with one slot held by a runaway function,
+// another function's call queues and is answered once the runaway times
+// out; more concurrent calls than slots and than the pool's capacity, over
+// several functions that wait on timers, are all answered (no deadlock
+// between gate and pool waits), and every slot comes back.
+func TestSharedGate(t *testing.T) {
+	gate := isolate.NewGate(1)
+	api, base := server(t, func(c *functions.Config) {
+		c.Runtime.Gate = gate
+		c.Pool.MaxTotal = 2
+	})
+	loop := deploy(t, base, `function handler() { for (;;) {} }`)
+	quick := deploy(t, base, `function handler(d) { return d }`)
+	if st := gate.Stats(); st.Running != 0 {
+		t.Fatalf("gate %+v after deploys: a slot is still held", st)
+	}
+
+	runaway := make(chan reply, 1)
+	go func() { runaway <- call(t, "POST", base+"/invoke/"+loop, "") }()
+	eventually(t, "the runaway holds the slot", func() bool { return gate.Stats().Running == 1 })
+	waits := gate.Stats().Waits
+	queued := make(chan reply, 1)
+	go func() { queued <- call(t, "POST", base+"/invoke/"+quick, `"queued"`) }()
+	eventually(t, "the second call queues at the gate", func() bool { return gate.Stats().Waits > waits })
+	if r := <-runaway; r.status != http.StatusGatewayTimeout {
+		t.Errorf("runaway = %d %s, want 504", r.status, r.body)
+	}
+	if r := <-queued; r.status != 200 || r.body != `"queued"` {
+		t.Errorf("queued call = %d %s", r.status, r.body)
+	}
+
+	ids := []string{quick,
+		deploy(t, base, `async function handler(d) { await new Promise(r => setTimeout(r, 3)); await new Promise(r => setTimeout(r, 3)); return d }`),
+		deploy(t, base, `function handler(d) { let x = 0; for (let i = 0; i < 1e5; i++) x += i; return d }`),
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 48)
+	for c := range 12 {
+		wg.Go(func() {
+			for i := range 4 {
+				id := ids[(c+i)%len(ids)]
+				if r := call(t, "POST", base+"/invoke/"+id, "7"); r.status != 200 || r.body != "7" {
+					errs <- id + ": " + r.body
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute): // a hang, not a timing assertion
+		t.Fatal("calls still unanswered after 2 minutes: gate and pool waits deadlocked")
+	}
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if st := gate.Stats(); st.Running != 0 {
+		t.Errorf("gate %+v: a slot is still held", st)
+	}
+	if st := api.Stats(); st.Live > 2 {
+		t.Errorf("pool %+v: over its capacity", st)
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

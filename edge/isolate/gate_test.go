@@ -230,3 +230,135 @@ func TestGateIONotSerialized(t *testing.T) {
 	}
 	checkGateFree(t, gate)
 }
+
+// TestSlotAdmission: a caller admitted ahead of its call (Gate.Acquire)
+// lends its slot to the call through WithSlot. Through a one-slot gate the
+// call runs in it (it would wait forever for a second one), gives it back
+// to the gate while it waits on a timer (another call runs meanwhile), and
+// returns one to the caller when it ends: the gate stays full until the
+// caller releases it. An isolate restarted after the heap limit starts in
+// the lent slot too.
+func TestSlotAdmission(t *testing.T) {
+	gate := NewGate(1)
+	cfg := testConfig(t, nil)
+	cfg.Gate, cfg.Timeout, cfg.HeapMB = gate, 10*time.Second, 32
+	rt := start(t, cfg, `export default {
+  async fetch(req) {
+    const u = new URL(req.url);
+    if (u.pathname === "/sleep") await new Promise((r) => setTimeout(r, 200));
+    if (u.pathname === "/bomb") { const a = []; for (;;) a.push(new Array(1e6).fill(1)); }
+    return new Response("ok " + u.pathname);
+  },
+};`, nil)
+	other := start(t, cfg, `export default { fetch: () => new Response("other") }`, nil)
+
+	admitted := func() *Slot {
+		t.Helper()
+		s, err := gate.Acquire(context.Background(), time.Now(), time.Minute)
+		if err != nil || s == nil {
+			t.Fatalf("Acquire: %v", err)
+		}
+		return s
+	}
+	for _, path := range []string{"/", "/bomb", "/after-bomb"} {
+		s := admitted()
+		res, err := rt.Serve(WithSlot(context.Background(), s), newRequest("GET", "http://a.example"+path, ""), "admitted")
+		switch {
+		case path == "/bomb" && !errors.Is(err, ErrHeapLimit):
+			t.Fatalf("%s: got %v, want ErrHeapLimit", path, err)
+		case path != "/bomb" && (err != nil || string(res.Body) != "ok "+path):
+			t.Fatalf("%s: %v %v", path, res, err)
+		}
+		if st := gate.Stats(); st.Running != 1 {
+			t.Errorf("%s: gate %+v after the call: want the slot back with the caller", path, st)
+		}
+		s.Release()
+		s.Release() // a second Release is a no-op
+		checkGateFree(t, gate)
+	}
+	if st := rt.Stats(); st.Starts != 2 {
+		t.Errorf("stats %+v: want a restart after the bomb", st)
+	}
+	// A cold start in the caller's slot.
+	s := admitted()
+	started, err := NewContext(WithSlot(context.Background(), s), cfg, compile(t, "cold.js", `export default { fetch: () => new Response("cold") }`), nil)
+	if err != nil {
+		t.Fatalf("NewContext in a slot: %v", err)
+	}
+	t.Cleanup(func() { started.Close() })
+	if st := gate.Stats(); st.Running != 1 {
+		t.Errorf("gate %+v after NewContext: want the slot back with the caller", st)
+	}
+	s.Release()
+	checkGateFree(t, gate)
+
+	s = admitted()
+	done := make(chan error, 1)
+	go func() {
+		_, err := rt.Serve(WithSlot(context.Background(), s), newRequest("GET", "http://a.example/sleep", ""), "sleeper")
+		done <- err
+	}()
+	// While the sleeper waits on its timer, the one slot is free for others.
+	if res := mustServe(t, other, "GET", "http://b.example/", ""); string(res.Body) != "other" {
+		t.Errorf("other = %q", res.Body)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("sleeper: %v", err)
+	}
+	s.Release()
+	checkGateFree(t, gate)
+
+	// A slot of another gate is not lent: the call takes its own.
+	foreign := NewGate(1)
+	fs, _ := foreign.Acquire(context.Background(), time.Now(), time.Minute)
+	if _, err := rt.Serve(WithSlot(context.Background(), fs), newRequest("GET", "http://a.example/", ""), "foreign"); err != nil {
+		t.Fatalf("Serve with a foreign slot: %v", err)
+	}
+	checkGateFree(t, gate)
+	if foreign.Stats().Running != 1 {
+		t.Error("the foreign slot was taken from its caller")
+	}
+	fs.Release()
+
+	var nilGate *Gate
+	if s, err := nilGate.Acquire(context.Background(), time.Now(), time.Second); s != nil || err != nil {
+		t.Errorf("nil gate Acquire = %v, %v; want nothing", s, err)
+	}
+	var nilSlot *Slot
+	nilSlot.Release()
+	if ctx := WithSlot(context.Background(), nil); ctx != context.Background() {
+		t.Error("WithSlot(nil) changed the context")
+	}
+}
+
+// TestSlotAcquireTimeout: Acquire behind a full gate ends with the calls'
+// timeout error (its wait counts against the limit) or the context's.
+func TestSlotAcquireTimeout(t *testing.T) {
+	gate := NewGate(1)
+	held, err := gate.Acquire(context.Background(), time.Now(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gate.Acquire(context.Background(), time.Now(), 50*time.Millisecond); !errors.Is(err, ErrTimeout) || err.Error() != "Execution timeout (50ms)" {
+		t.Errorf("Acquire behind a full gate: got %v, want Execution timeout (50ms)", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := gate.Acquire(ctx, time.Now(), time.Minute); !errors.Is(err, context.Canceled) {
+		t.Errorf("Acquire with a cancelled ctx: got %v", err)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer dcancel()
+	if _, err := gate.Acquire(dctx, time.Now(), time.Minute); !errors.Is(err, ErrTimeout) {
+		t.Errorf("Acquire past the ctx deadline: got %v, want ErrTimeout", err)
+	}
+	// A retry whose first wait began a limit ago times out at once.
+	if _, err := gate.Acquire(context.Background(), time.Now().Add(-time.Second), time.Second); !errors.Is(err, ErrTimeout) {
+		t.Errorf("Acquire past its limit: got %v, want ErrTimeout", err)
+	}
+	if st := gate.Stats(); st.Running != 1 || st.Waits != 3 {
+		t.Errorf("gate %+v: want the first slot held and three waits", st)
+	}
+	held.Release()
+	checkGateFree(t, gate)
+}

@@ -137,7 +137,11 @@ func (r *Runtime) nativeFetch(info *v8.FunctionCallbackInfo) (*v8.Value, error) 
 	c.fetches++
 	c.waiting++
 	c.dirty = true
-	go func() { c.events <- r.fetch.do(c.ctx, id, &fr, body) }()
+	if c.events == nil { // most calls fetch nothing: made on the first fetch
+		c.events = make(chan fetchResult, r.cfg.Fetch.MaxRequests)
+	}
+	events := c.events
+	go func() { events <- r.fetch.do(c.ctx, id, &fr, body) }()
 	return reply(nil)
 }
 

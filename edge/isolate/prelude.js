@@ -390,20 +390,38 @@
     get [Symbol.toStringTag]() { return 'URLSearchParams'; }
   }
 
+  // Parsed URLs by input: parsing crosses into Go, and the same URL is
+  // parsed again and again (the Request, then the handler's new URL(req.url);
+  // the same paths request after request). Parsing is a pure function of
+  // its input, so the records are shared; each URL gets its own copy.
+  // Bounded: cleared when full, long inputs (data: URLs) not kept.
+  const urlCache = new Map();
+  function parseURL(url, base, hasBase) {
+    const key = hasBase ? 'b' + base.length + ':' + base + url : 'u' + url;
+    let p = key.length <= 2048 ? urlCache.get(key) : undefined;
+    if (p === undefined) {
+      p = JSON.parse(callNative(native.url, url, base, hasBase));
+      if (key.length <= 2048) {
+        if (urlCache.size >= 512) urlCache.clear();
+        urlCache.set(key, p);
+      }
+    }
+    return { ...p };
+  }
+
   class URL {
     #p; #sp;
     constructor(url, base) {
       if (arguments.length < 1) throw new TypeError("Failed to construct 'URL': 1 argument required");
-      this.#p = JSON.parse(callNative(native.url, String(url), base === undefined ? '' : String(base), base !== undefined));
-      this.#sp = new URLSearchParams(this.#p.search);
-      this.#sp._attach(this);
+      this.#p = parseURL(String(url), base === undefined ? '' : String(base), base !== undefined);
+      this.#sp = null; // made on first use: most URLs never look at their query
     }
     static canParse(url, base) { try { new URL(url, base); return true; } catch { return false; } }
     static parse(url, base) { try { return new URL(url, base); } catch { return null; } }
     #reparse(next) {
       const u = new URL(next);
       this.#p = u.#p;
-      this.#sp._parse(this.#p.search);
+      if (this.#sp) this.#sp._parse(this.#p.search);
     }
     #compose(over) {
       const p = { ...this.#p, ...over };
@@ -432,7 +450,10 @@
     set pathname(v) { v = String(v); this.#reparse(this.#compose({ pathname: v.startsWith('/') ? v : '/' + v })); }
     get search() { return this.#p.search; }
     set search(v) { v = String(v); this.#reparse(this.#compose({ search: v && !v.startsWith('?') ? '?' + v : v === '?' ? '' : v })); }
-    get searchParams() { return this.#sp; }
+    get searchParams() {
+      if (!this.#sp) { this.#sp = new URLSearchParams(this.#p.search); this.#sp._attach(this); }
+      return this.#sp;
+    }
     get hash() { return this.#p.hash; }
     set hash(v) { v = String(v); this.#reparse(this.#compose({ hash: v && !v.startsWith('#') ? '#' + v : v === '#' ? '' : v })); }
     toString() { return this.#p.href; }
@@ -610,7 +631,7 @@
         this.#signal = input.signal; this.#redirect = input.redirect;
         if (init.body === undefined) src = input._cloneSource();
       } else {
-        this.#url = new URL(String(input)).href;
+        this.#url = parseURL(String(input), '', false).href;
         this.#method = 'GET'; this.#headers = new Headers(); this.#signal = new AbortSignal(internalKey); this.#redirect = 'follow';
       }
       if (init.method !== undefined) {
@@ -814,7 +835,10 @@
     if (!(res instanceof Response)) throw new TypeError('fetch handler must return a Response, got ' + inspect(res, 1, new Set()));
     const meta = JSON.stringify({ status: res.status, statusText: res.statusText, headers: res.headers._pairs() });
     const src = res._source();
-    if (src == null || typeof src === 'string') return { meta, body: src == null ? null : src };
+    // The common case in one string, one crossing into Go: the meta JSON
+    // (which never holds a raw newline), then a newline and the text body.
+    if (src == null) return meta;
+    if (typeof src === 'string') return meta + '\n' + src;
     if (src instanceof ReadableStream) return readAll(src).then((b) => ({ meta, body: toShared(b) }));
     return { meta, body: toShared(src) };
   }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -72,6 +73,14 @@ type vm struct {
 // variables: it creates the context, installs the Web globals, runs the
 // script's top level (bounded by cfg.Timeout) and resolves its entry points.
 func New(cfg Config, script *Script, env map[string]string) (*Runtime, error) {
+	return NewContext(context.Background(), cfg, script, env)
+}
+
+// NewContext is New for a caller admitted through the CPU gate: the start
+// runs in the Slot ctx carries (WithSlot), if any, and returns it to the
+// Slot when done. ctx's cancellation does not stop the start; cfg.Timeout
+// does.
+func NewContext(ctx context.Context, cfg Config, script *Script, env map[string]string) (*Runtime, error) {
 	if script == nil {
 		return nil, errors.New("new runtime: nil script")
 	}
@@ -90,7 +99,7 @@ func New(cfg Config, script *Script, env map[string]string) (*Runtime, error) {
 		log:    cfg.Logger.With("component", "isolate", "script", script.name),
 		fetch:  newFetcher(cfg.Fetch),
 	}
-	if err := r.start(context.Background(), false); err != nil {
+	if err := r.start(context.WithoutCancel(ctx), false); err != nil {
 		r.fetch.close()
 		return nil, err
 	}
@@ -250,11 +259,12 @@ type call struct {
 	limit   time.Duration
 	ctx     context.Context // cancelled when the call ends: stops its fetches
 	cancel  context.CancelFunc
-	events  chan fetchResult
-	fetches int // started
-	waiting int // started and not yet delivered
+	events  chan fetchResult // made by the first fetch (nil: none started; receiving blocks)
+	fetches int              // started
+	waiting int              // started and not yet delivered
 	dirty   bool
-	held    bool // holds a slot of the Runtime's Gate
+	held    bool  // holds a slot of the Runtime's Gate
+	slot    *Slot // the caller's slot this call runs in (WithSlot): its slot goes back there at the end
 
 	mu      sync.Mutex
 	inJS    bool
@@ -271,11 +281,17 @@ func (r *Runtime) begin(ctx context.Context, id string) *call {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < limit {
 		limit = max(time.Until(dl), 0)
 	}
-	c := &call{id: id, limit: limit, done: make(chan struct{}),
-		events: make(chan fetchResult, r.cfg.Fetch.MaxRequests)}
+	c := &call{id: id, limit: limit, done: make(chan struct{})}
+	left := limit
+	if s := slotFrom(ctx); s.lend(r.cfg.Gate) {
+		// Admitted ahead of the call: run in the caller's slot; the wait
+		// for it counts against the limit.
+		c.held, c.slot = true, s
+		left = max(limit-time.Since(s.since), 0)
+	}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	iso := r.vm.iso
-	timer := time.AfterFunc(limit, func() { c.trip(iso, &TimeoutError{Limit: limit}) })
+	timer := time.AfterFunc(left, func() { c.trip(iso, &TimeoutError{Limit: limit}) })
 	stopCtx := context.AfterFunc(ctx, func() {
 		err := ctx.Err()
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -305,7 +321,7 @@ func (c *call) trip(iso *v8.Isolate, reason error) {
 // next call: a termination requested as the script was returning is
 // absorbed, and leftover timers and fetch callbacks are dropped.
 func (r *Runtime) end(c *call) {
-	defer r.yield(c) // after the cleanup below, which runs JS
+	defer r.finish(c) // after the cleanup below, which runs JS
 	c.stop()
 	c.cancel()
 	r.cur = nil
@@ -387,13 +403,25 @@ func (r *Runtime) hold(c *call) error {
 	return nil
 }
 
-// yield gives c's gate slot back: while the call waits on fetches and
-// timers, and when it ends.
+// yield gives c's gate slot back while the call waits on fetches and
+// timers.
 func (r *Runtime) yield(c *call) {
 	if c.held {
 		c.held = false
 		r.cfg.Gate.leave()
 	}
+}
+
+// finish gives c's gate slot back when the call ends: to the caller's Slot
+// if the call ran in one (the caller releases it once the isolate is back
+// in its pool), else to the gate.
+func (r *Runtime) finish(c *call) {
+	if c.held && c.slot != nil {
+		c.held = false
+		c.slot.held = true
+		return
+	}
+	r.yield(c)
 }
 
 func scriptError(err error) error {
@@ -550,6 +578,7 @@ func (r *Runtime) await(c *call, v *v8.Value) (*v8.Value, error) {
 			timer.Stop()
 		}
 	}()
+	recheck := true
 	for {
 		if r.vm.spent {
 			return nil, ErrHeapLimit
@@ -573,8 +602,16 @@ func (r *Runtime) await(c *call, v *v8.Value) (*v8.Value, error) {
 			continue
 		}
 		if ms < 0 && c.waiting == 0 {
+			// The continuations of the timers runTimers just ran are
+			// microtasks, run when it returned: they may have set new
+			// timers (await sleep(1); await sleep(1)). Look once more.
+			if recheck {
+				recheck = false
+				continue
+			}
 			return nil, &ScriptError{Message: "the script's promise will never settle: nothing is pending (no fetch, no timer)"}
 		}
+		recheck = true
 		// A fetch that has finished, or a timer due now, is the next turn:
 		// keep the gate slot for it. Otherwise give the slot back while
 		// the call waits; the next entry into JS (run) takes one again.
@@ -691,8 +728,24 @@ func (r *Runtime) shared(c *call, b []byte) (*v8.Value, error) {
 	return sab, nil
 }
 
-// response converts serve's record {meta, body} into a Response.
+// response converts serve's record into a Response: a string (the meta
+// JSON, then a newline and the text body if there is one) or, for a
+// binary body, {meta, body: SharedArrayBuffer}.
 func (r *Runtime) response(out *v8.Value) (*Response, error) {
+	if out.IsString() {
+		meta, body, hasBody := strings.Cut(out.String(), "\n")
+		res, err := decodeMeta(meta)
+		if err != nil {
+			return nil, err
+		}
+		if hasBody {
+			res.Body = []byte(body)
+		}
+		if int64(len(res.Body)) > r.cfg.MaxBodyBytes {
+			return nil, fmt.Errorf("serve: response: %w", ErrBodyTooLarge)
+		}
+		return res, nil
+	}
 	obj, err := out.AsObject()
 	if err != nil {
 		return nil, scriptError(err)
@@ -701,18 +754,10 @@ func (r *Runtime) response(out *v8.Value) (*Response, error) {
 	if err != nil {
 		return nil, scriptError(err)
 	}
-	var meta struct {
-		Status  int         `json:"status"`
-		Headers [][2]string `json:"headers"`
-	}
-	err = json.Unmarshal([]byte(metaV.String()), &meta)
+	res, err := decodeMeta(metaV.String())
 	metaV.Release()
 	if err != nil {
-		return nil, fmt.Errorf("serve: decode response: %w", err)
-	}
-	res := &Response{Status: meta.Status, Header: make(http.Header, len(meta.Headers))}
-	for _, h := range meta.Headers {
-		res.Header.Add(h[0], h[1])
+		return nil, err
 	}
 	bodyV, err := obj.Get("body")
 	if err != nil {
@@ -734,6 +779,109 @@ func (r *Runtime) response(out *v8.Value) (*Response, error) {
 		return nil, fmt.Errorf("serve: response: %w", ErrBodyTooLarge)
 	}
 	return res, nil
+}
+
+// decodeMeta reads the status and headers of a response record. The
+// prelude writes it with JSON.stringify in one fixed shape, which
+// fastMeta reads without reflection; anything else goes through
+// encoding/json.
+func decodeMeta(raw string) (*Response, error) {
+	if res, ok := fastMeta(raw); ok {
+		return res, nil
+	}
+	var meta struct {
+		Status  int         `json:"status"`
+		Headers [][2]string `json:"headers"`
+	}
+	if err := json.Unmarshal([]byte(raw), &meta); err != nil {
+		return nil, fmt.Errorf("serve: decode response: %w", err)
+	}
+	res := &Response{Status: meta.Status, Header: make(http.Header, len(meta.Headers))}
+	for _, h := range meta.Headers {
+		res.Header.Add(h[0], h[1])
+	}
+	return res, nil
+}
+
+// fastMeta reads {"status":N,"statusText":"…","headers":[["k","v"],…]},
+// exactly as JSON.stringify writes it (no spaces). ok is false for any
+// other input.
+func fastMeta(raw string) (res *Response, ok bool) {
+	rest, ok := strings.CutPrefix(raw, `{"status":`)
+	if !ok {
+		return nil, false
+	}
+	i := 0
+	for i < len(rest) && i < 4 && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return nil, false
+	}
+	status, _ := strconv.Atoi(rest[:i])
+	if rest, ok = strings.CutPrefix(rest[i:], `,"statusText":`); !ok {
+		return nil, false
+	}
+	if _, rest, ok = jsonString(rest); !ok {
+		return nil, false
+	}
+	if rest, ok = strings.CutPrefix(rest, `,"headers":[`); !ok {
+		return nil, false
+	}
+	res = &Response{Status: status, Header: make(http.Header, 4)}
+	for first := true; ; first = false {
+		if rest == "]}" {
+			return res, true
+		}
+		if !first {
+			if rest, ok = strings.CutPrefix(rest, ","); !ok {
+				return nil, false
+			}
+		}
+		var k, v string
+		if rest, ok = strings.CutPrefix(rest, "["); !ok {
+			return nil, false
+		}
+		if k, rest, ok = jsonString(rest); !ok {
+			return nil, false
+		}
+		if rest, ok = strings.CutPrefix(rest, ","); !ok {
+			return nil, false
+		}
+		if v, rest, ok = jsonString(rest); !ok {
+			return nil, false
+		}
+		if rest, ok = strings.CutPrefix(rest, "]"); !ok {
+			return nil, false
+		}
+		res.Header.Add(k, v)
+	}
+}
+
+// jsonString reads the JSON string at the start of s. Strings without
+// escapes (the usual header) are sliced, not copied; escaped ones go
+// through encoding/json.
+func jsonString(s string) (v, rest string, ok bool) {
+	if len(s) == 0 || s[0] != '"' {
+		return "", s, false
+	}
+	escaped := false
+	for i := 1; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			escaped = true
+			i++ // skip the escaped byte (a quote or a backslash among them)
+		case '"':
+			if !escaped {
+				return s[1:i], s[i+1:], true
+			}
+			if err := json.Unmarshal([]byte(s[:i+1]), &v); err != nil {
+				return "", s, false
+			}
+			return v, s[i+1:], true
+		}
+	}
+	return "", s, false
 }
 
 // requestMeta is the request as the prelude's serve() reads it.

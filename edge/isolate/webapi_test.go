@@ -54,6 +54,8 @@ func TestWebAPIs(t *testing.T) {
 		{"crypto random", `const a = crypto.getRandomValues(new Uint32Array(8)); return [a.length, a.some((x) => x !== 0)]`, `[8,true]`},
 		{"crypto random too big", `try { crypto.getRandomValues(new Uint8Array(70000)); return "no" } catch (e) { return e.name }`, `"QuotaExceededError"`},
 		{"timers order", `const out = []; await new Promise((res) => { setTimeout(() => out.push("b"), 20); setTimeout(() => out.push("a"), 5); const id = setTimeout(() => out.push("never"), 10); clearTimeout(id); setTimeout(res, 40); }); return out`, `["a","b"]`},
+		{"url parsed again is a fresh copy", `const a = new URL("http://a.example/p?x=1"); a.searchParams.set("x", "2"); a.hash = "h"; const b = new URL("http://a.example/p?x=1"); const c = new URL("p?x=1", "http://a.example/"); return [a.href, b.href, b.search, c.href]`, `["http://a.example/p?x=2#h","http://a.example/p?x=1","?x=1","http://a.example/p?x=1"]`},
+		{"sleep after sleep", `const sleep = (ms) => new Promise((r) => setTimeout(r, ms)); await sleep(2); await sleep(2); await sleep(0); return "slept"`, `"slept"`},
 		{"interval", `let n = 0; await new Promise((res) => { const id = setInterval(() => { if (++n === 3) { clearInterval(id); res(); } }, 1); }); return n`, `3`},
 		{"microtask", `const out = []; queueMicrotask(() => out.push(1)); await null; return out`, `[1]`},
 		{"abort", `const c = new AbortController(); let fired = false; c.signal.addEventListener("abort", () => fired = true); c.abort(); return [c.signal.aborted, fired, c.signal.reason.name]`, `[true,true,"AbortError"]`},

@@ -75,7 +75,8 @@ type Pool[K comparable, V Closer] struct {
 	lru     *list.List // idle entries, most recently used at the front
 	live    int
 	closed  bool
-	changed chan struct{} // closed and replaced on every change: wakes waiters and Run
+	changed chan struct{} // closed and replaced on every change: wakes waiters
+	wake    chan struct{} // wakes Run on the changes it acts on (not a plain release)
 	stats   Stats
 	running bool
 }
@@ -123,6 +124,7 @@ func New[K comparable, V Closer](cfg Config, create NewFunc[K, V]) *Pool[K, V] {
 		keys:    map[K]*keyState[K, V]{},
 		lru:     list.New(),
 		changed: make(chan struct{}),
+		wake:    make(chan struct{}, 1),
 	}
 }
 
@@ -152,8 +154,19 @@ func (l *Lease[K, V]) Release() { l.once.Do(func() { l.p.release(l.e, false) }) 
 // Discard closes the value instead of keeping it (it is broken).
 func (l *Lease[K, V]) Discard() { l.once.Do(func() { l.p.release(l.e, true) }) }
 
-// notifyLocked wakes everyone waiting for a change.
+// notifyLocked wakes everyone waiting for a change, and Run.
 func (p *Pool[K, V]) notifyLocked() {
+	p.notifyWaitersLocked()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// notifyWaitersLocked wakes the callers waiting for a change but not Run:
+// a value put back idle is nothing Run acts on, and waking it on every
+// request would cost a goroutine switch per request.
+func (p *Pool[K, V]) notifyWaitersLocked() {
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
@@ -180,6 +193,23 @@ func (p *Pool[K, V]) forgetLocked(key K, ks *keyState[K, V]) {
 // recently used evictable idle value first, or waits for a release. Get
 // returns ctx's error if ctx ends while it waits or starts.
 func (p *Pool[K, V]) Get(ctx context.Context, key K) (*Lease[K, V], error) {
+	l, _, err := p.get(ctx, key, true)
+	return l, err
+}
+
+// TryGet is Get without the waiting: it returns an idle value for key, or
+// starts one (and waits for that start only) when key has no start in
+// progress and the pool has room or an evictable idle value. Otherwise it
+// returns a nil Lease and a channel that is closed at the pool's next
+// change (a release, the end of a start, an eviction): try again then.
+// It is for callers that hold something other callers need in order to
+// finish (a CPU slot): they let go of it before they wait on the channel.
+// A start that fails returns its error to this caller only.
+func (p *Pool[K, V]) TryGet(ctx context.Context, key K) (*Lease[K, V], <-chan struct{}, error) {
+	return p.get(ctx, key, false)
+}
+
+func (p *Pool[K, V]) get(ctx context.Context, key K, wait bool) (*Lease[K, V], <-chan struct{}, error) {
 	p.mu.Lock()
 	ks := p.keyLocked(key)
 	ks.waiters++
@@ -194,12 +224,12 @@ func (p *Pool[K, V]) Get(ctx context.Context, key K) (*Lease[K, V], error) {
 	for {
 		if p.closed {
 			p.mu.Unlock()
-			return nil, ErrClosed
+			return nil, nil, ErrClosed
 		}
 		if watching && ks.errGen != seenErr {
 			err := ks.err
 			p.mu.Unlock()
-			return nil, err
+			return nil, nil, err
 		}
 		if n := len(ks.idle); n > 0 {
 			e := ks.idle[n-1]
@@ -208,7 +238,7 @@ func (p *Pool[K, V]) Get(ctx context.Context, key K) (*Lease[K, V], error) {
 			e.elem = nil
 			p.stats.WarmHits++
 			p.mu.Unlock()
-			return &Lease[K, V]{p: p, e: e}, nil
+			return &Lease[K, V]{p: p, e: e}, nil, nil
 		}
 		if ks.starting == 0 {
 			var victims []Closer
@@ -222,21 +252,25 @@ func (p *Pool[K, V]) Get(ctx context.Context, key K) (*Lease[K, V], error) {
 				p.retire(victims)
 				e, err := p.start(ctx, key, ks, gen)
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
-				return &Lease[K, V]{p: p, e: e, cold: true}, nil
+				return &Lease[K, V]{p: p, e: e, cold: true}, nil, nil
 			}
 		}
 		// Wait for the start in progress, a release or an eviction.
+		ch := p.changed
+		if !wait {
+			p.mu.Unlock()
+			return nil, ch, nil
+		}
 		if ks.starting > 0 && !watching {
 			watching, seenErr = true, ks.errGen
 		}
-		ch := p.changed
 		p.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		p.mu.Lock()
 	}
@@ -298,7 +332,12 @@ func (p *Pool[K, V]) removeIdleLocked(ks *keyState[K, V], e *entry[K, V]) {
 	ks.live--
 }
 
-func (p *Pool[K, V]) release(e *entry[K, V], discard bool) {
+func (p *Pool[K, V]) release(e *entry[K, V], discard bool) { p.put(e, discard, false) }
+
+// put returns e to its key's idle list, or closes it (discard, or its key
+// was evicted, or the pool closed). wakeRun wakes Run even for a plain
+// put (a prewarm: the key may need another).
+func (p *Pool[K, V]) put(e *entry[K, V], discard, wakeRun bool) {
 	p.mu.Lock()
 	ks := p.keyLocked(e.key)
 	if discard || p.closed || e.gen != ks.gen {
@@ -312,7 +351,11 @@ func (p *Pool[K, V]) release(e *entry[K, V], discard bool) {
 	e.lastUsed = time.Now()
 	ks.idle = append(ks.idle, e)
 	e.elem = p.lru.PushFront(e)
-	p.notifyLocked()
+	if wakeRun {
+		p.notifyLocked()
+	} else {
+		p.notifyWaitersLocked()
+	}
 	p.mu.Unlock()
 }
 
@@ -413,14 +456,13 @@ func (p *Pool[K, V]) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		p.mu.Lock()
-		ch := p.changed
 		p.expireLocked(time.Now())
 		p.prewarmLocked(ctx, &wg)
 		p.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ch:
+		case <-p.wake:
 		case <-tick.C:
 		}
 	}
@@ -478,6 +520,7 @@ func (p *Pool[K, V]) prewarmLocked(ctx context.Context, wg *sync.WaitGroup) {
 				p.live--
 				p.stats.StartErrors++
 				p.forgetLocked(key, ks)
+				p.notifyWaitersLocked() // callers waiting for this start; Run retries at its next tick
 				p.mu.Unlock()
 				if ctx.Err() == nil {
 					p.log.Warn("prewarm failed", "key", fmt.Sprint(key), "err", err)
@@ -487,7 +530,7 @@ func (p *Pool[K, V]) prewarmLocked(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			p.stats.Prewarms++
 			p.mu.Unlock()
-			p.release(&entry[K, V]{key: key, v: v, gen: gen}, false)
+			p.put(&entry[K, V]{key: key, v: v, gen: gen}, false, true)
 		}()
 	}
 }

@@ -158,6 +158,88 @@ func TestWarmReuse(t *testing.T) {
 	}
 }
 
+// TestTryGet: TryGet hands out an idle value (a warm hit) or starts one
+// when the key has none starting and the pool has room; otherwise it
+// returns no value at once, with a channel closed at the pool's next
+// change: the end of the start in progress, or a release at capacity.
+func TestTryGet(t *testing.T) {
+	ctx := context.Background()
+	f := newFactory(t)
+	f.gate = make(chan error)
+	p := newPool(t, Config{MaxTotal: 2}, f)
+
+	type got struct {
+		l   *Lease[string, *fake]
+		err error
+	}
+	started := make(chan got)
+	go func() {
+		l, ch, err := p.TryGet(ctx, "a")
+		if ch != nil {
+			t.Error("TryGet that started a value also returned a channel")
+		}
+		started <- got{l, err}
+	}()
+	waitFor(t, "a start in progress", func() bool { return p.Stats().Starts == 1 })
+	l, changed, err := p.TryGet(ctx, "a")
+	if l != nil || err != nil || changed == nil {
+		t.Fatalf("TryGet during a start = %v, %v, %v; want no value and a channel", l, changed, err)
+	}
+	select {
+	case <-changed:
+		t.Fatal("the channel closed before anything changed")
+	default:
+	}
+	f.gate <- nil
+	first := <-started
+	if first.err != nil || !first.l.Cold() {
+		t.Fatalf("the starting TryGet: %v, cold=%v", first.err, first.l != nil && first.l.Cold())
+	}
+	<-changed // the start ended
+
+	// "a" has no idle value and no start: TryGet starts a second one.
+	go func() {
+		l, _, err := p.TryGet(ctx, "a")
+		started <- got{l, err}
+	}()
+	f.gate <- nil
+	second := <-started
+	if second.err != nil || !second.l.Cold() {
+		t.Fatalf("second start: %v", second.err)
+	}
+	// At capacity with nothing idle: no value, no start, a channel that
+	// closes at the next release.
+	l, changed, err = p.TryGet(ctx, "b")
+	if l != nil || err != nil || changed == nil {
+		t.Fatalf("TryGet at capacity = %v, %v, %v", l, changed, err)
+	}
+	first.l.Release()
+	<-changed
+	l, _, err = p.TryGet(ctx, "a")
+	if err != nil || l == nil || l.Cold() || l.Value() != first.l.Value() {
+		t.Fatalf("TryGet after a release = %v, %v; want the released value as a warm hit", l, err)
+	}
+	done := l.Value().use(t)
+	done()
+	l.Release()
+	second.l.Release()
+	if st := p.Stats(); st.ColdStarts != 2 || st.WarmHits != 1 || f.calls.Load() != 2 {
+		t.Errorf("stats %+v, %d starts", st, f.calls.Load())
+	}
+
+	f.gate = nil
+	boom := errors.New("boom")
+	fail := New(Config{MaxTotal: 2}, func(context.Context, string) (*fake, error) { return nil, boom })
+	defer fail.Close()
+	if _, _, err := fail.TryGet(ctx, "x"); !errors.Is(err, boom) {
+		t.Errorf("TryGet with a failing start = %v, want its error", err)
+	}
+	p.Close()
+	if _, _, err := p.TryGet(ctx, "a"); !errors.Is(err, ErrClosed) {
+		t.Errorf("TryGet after Close = %v, want ErrClosed", err)
+	}
+}
+
 func TestLRUEviction(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -3,45 +3,47 @@
 //
 //	go test -run '^$' -bench SSR -benchtime 1x ./tests/bench
 //
-// BenchmarkSSR installs workerd (Cloudflare's runtime, npm package
-// workerd) into a temporary directory, builds the React renderToString
-// page of edge/isolate/testdata/bundles with esbuild, serves it from
-// workerd (a minimal capnp config on 127.0.0.1) and from two Pier edges (on
-// the embedded backends; one with the default CPU gate, one without),
-// drives all of them with the same Go HTTP load loop (1 and 8 clients, then
-// a second 8-client pass) and prints warm p50/p99 latency and requests/s
-// side by side, plus Pier's cold start for the ~218 KB bundle. It needs node and npm; the figures
-// are in docs/runtime.md.
+// BenchmarkSSR builds the React renderToString page of
+// edge/isolate/testdata/bundles with esbuild and serves it from two
+// separate processes: the real pier binary (`pier dev` on the embedded
+// backends, the bundle deployed through the control API as a repository
+// whose _worker.js is the page), workerd (Cloudflare's runtime, npm
+// package workerd, a minimal capnp config on 127.0.0.1) and Deno (npm
+// package deno, the handler under Deno.serve). This process only
+// generates load: the same Go HTTP loop drives all three (1 and 8 clients, then
+// a second 8-client pass) and the benchmark prints warm p50/p99 latency,
+// requests/s and the CPU time each server process spent per request, side
+// by side, plus Pier's cold start for the ~218 KB bundle. It needs git,
+// node and npm; the figures are in docs/runtime.md.
 package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pierhq/pier/edge/blob/dirblob"
-	"github.com/pierhq/pier/edge/cache/cachetest"
-	"github.com/pierhq/pier/edge/coord"
-	"github.com/pierhq/pier/edge/coord/raftkv"
-	"github.com/pierhq/pier/edge/edged"
 	"github.com/pierhq/pier/edge/edged/edgedtest"
 	"github.com/pierhq/pier/edge/isolate"
 	"github.com/pierhq/pier/tests/testenv"
 )
 
-// workerdVersion is the npm version of workerd compared against.
-const workerdVersion = "1.20261117.1"
+// The npm versions of the runtimes compared against.
+const (
+	workerdVersion = "1.20261117.1"
+	denoVersion    = "2.9.5"
+)
 
 // Load shape: every level sends at most requests requests and runs at most
 // maxTime, after warmup requests that are not measured.
@@ -70,9 +72,9 @@ func BenchmarkSSR(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	pier := startPier(b, bundle, 0)
-	ungated := startPier(b, bundle, -1)
+	pier := startPier(b, bundle)
 	workerd := startWorkerd(b, dir, bundlePath)
+	deno := startDeno(b, dir, bundlePath)
 	floor := startFloor(b, pier)
 
 	// The page's own render, in one isolate without HTTP: the floor Pier's
@@ -85,20 +87,19 @@ func BenchmarkSSR(b *testing.B) {
 		res  []result
 	}
 	rows := []row{
-		{"pier edge", nil},
+		{"pier edge (pier dev process)", nil},
 		{"workerd " + workerdVersion, nil},
-		{"pier edge, no CPU gate", nil},
+		{"deno " + denoVersion + " (Deno.serve)", nil},
 		{"Go net/http, fixed page (HTTP floor)", nil},
 	}
-	targets := []target{pier, workerd, ungated, floor}
+	targets := []target{pier, workerd, deno, floor}
 	for _, c := range levels {
 		for i, tg := range targets {
 			rows[i].res = append(rows[i].res, load(b, tg, c))
 		}
 	}
-	// A second pass at the highest concurrency: by then each of Pier's
-	// isolates (one per concurrent request) has served its share of the
-	// first pass, so its JIT is as warm as workerd's single isolate.
+	// A second pass at the highest concurrency: by then every isolate Pier
+	// uses has served its share of the first pass.
 	top := levels[len(levels)-1]
 	for i, tg := range targets {
 		rows[i].res = append(rows[i].res, load(b, tg, top))
@@ -115,26 +116,31 @@ func BenchmarkSSR(b *testing.B) {
 	var out strings.Builder
 	fmt.Fprintf(&out, "\nReact renderToString page, %d KB bundle, %d requests or %s per level after %d warm-up requests, loopback\n",
 		len(bundle)>>10, requests, maxTime, warmup)
-	fmt.Fprintf(&out, "%-40s %8s %10s %10s %10s\n", "runtime", "clients", "p50", "p99", "req/s")
+	fmt.Fprintf(&out, "%-40s %8s %10s %10s %10s %14s\n", "runtime", "clients", "p50", "p99", "req/s", "server CPU/req")
 	for _, r := range rows {
 		for i := range passes {
 			res := r.res[i]
-			fmt.Fprintf(&out, "%-40s %8s %10s %10s %10.0f\n", r.name, label(i), ms(res.p50), ms(res.p99), res.rps)
+			cpu := "-"
+			if res.cpu > 0 {
+				cpu = ms(res.cpu)
+			}
+			fmt.Fprintf(&out, "%-40s %8s %10s %10s %10.0f %14s\n", r.name, label(i), ms(res.p50), ms(res.p99), res.rps, cpu)
 		}
 	}
-	for i := range passes {
-		p, w := rows[0].res[i], rows[1].res[i]
-		fmt.Fprintf(&out, "pier/workerd at %s clients: p50 %.2fx, p99 %.2fx, throughput %.2fx\n",
-			label(i), ratio(p.p50, w.p50), ratio(p.p99, w.p99), p.rps/w.rps)
-	}
-	for i := range passes {
-		p, u := rows[0].res[i], rows[2].res[i]
-		fmt.Fprintf(&out, "pier with/without the CPU gate at %s clients: p99 %.2fx, throughput %.2fx\n",
-			label(i), ratio(p.p99, u.p99), p.rps/u.rps)
+	for _, other := range []int{1, 2} {
+		name := strings.Fields(rows[other].name)[0]
+		for i := range passes {
+			p, w := rows[0].res[i], rows[other].res[i]
+			fmt.Fprintf(&out, "pier/%s at %s clients: p50 %.2fx, p99 %.2fx, throughput %.2fx, CPU per request %.2fx\n",
+				name, label(i), ratio(p.p50, w.p50), ratio(p.p99, w.p99), p.rps/w.rps, ratio(p.cpu, w.cpu))
+		}
 	}
 	fmt.Fprintf(&out, "render in the isolate, no HTTP (Runtime.Serve): p50 %s, p99 %s\n", ms(direct.p50), ms(direct.p99))
 	fmt.Fprintf(&out, "pier platform overhead over the render (1 client, p50): %s\n", ms(rows[0].res[0].p50-direct.p50))
 	fmt.Fprintf(&out, "pier cold start (isolate.New from the code cache): p50 %s, p99 %s over %d starts\n", ms(cold.p50), ms(cold.p99), cold.n)
+	if st, err := edgeStats(pier); err == nil {
+		fmt.Fprintf(&out, "pier edge /stats after the run: %s\n", st)
+	}
 	// Printed, not logged: benchmark logs are cut after ten lines.
 	fmt.Print(out.String())
 
@@ -145,68 +151,65 @@ func BenchmarkSSR(b *testing.B) {
 }
 
 type target struct {
-	name string
-	url  string // the page
-	host string // Host header ("" for the URL's)
+	name  string
+	url   string // the page
+	host  string // Host header ("" for the URL's)
+	pid   int    // the server process, for its CPU time (0: this process)
+	stats string // the edge's /stats URL, if any
 }
 
-// startPier runs an edge on the embedded backends with the bundle as the
-// server entry of project "bench", live. cpuSlots is the edge's
-// Isolates.CPUSlots: 0 for the default gate (GOMAXPROCS), -1 for none.
-func startPier(b *testing.B, bundle []byte, cpuSlots int) target {
-	kv, err := raftkv.Open(raftkv.Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
+// startPier runs the real pier binary (`pier dev`, embedded backends, a
+// separate process) and deploys the bundle as the server entry
+// (_worker.js) of project "bench" through the control API, from a git
+// repository, the way a user deploys.
+func startPier(b *testing.B, bundle []byte) target {
+	const token = "bench-git-token"
+	git := testenv.GitServer(b, token)
+	// The index.html only makes the build see a static site; /bench is
+	// not a file, so the server entry answers it.
+	url, sha := git.CreateRepo(b, "bench", map[string]string{"_worker.js": string(bundle), "index.html": "<h1>bench</h1>"})
+	// The last --log-level wins: StartDev asks for debug, which would log
+	// every request. The functions API is off (it listens on a fixed port).
+	dev := testenv.StartDev(b, b.TempDir(), "--log-level", "warn", "--functions-addr", "")
+	if code := dev.API(b, "POST", "/v1/projects", map[string]any{"name": "bench", "repo_url": url, "git_token": token}, nil); code != http.StatusCreated {
+		b.Fatalf("create project: status %d", code)
 	}
-	b.Cleanup(func() { kv.Close() })
-	blobs, err := dirblob.New(filepath.Join(b.TempDir(), "blobs"))
-	if err != nil {
-		b.Fatal(err)
+	var d struct{ ID, State, Error string }
+	if code := dev.API(b, "POST", "/v1/projects/bench/deployments", map[string]string{"ref": sha}, &d); code != http.StatusCreated {
+		b.Fatalf("create deployment: status %d", code)
 	}
-	c := coord.New(coord.Config{ReadyTimeout: time.Minute}, kv)
-	e, err := edged.New(edged.Config{ID: "edge-bench", Addr: "127.0.0.1:0", BaseDomain: "localhost",
-		CacheDir: b.TempDir(), Logger: slog.New(slog.DiscardHandler), Isolates: edged.IsolatesConfig{CPUSlots: cpuSlots}},
-		edged.Deps{Coord: c, Blobs: blobs})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
-	b.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-e.Ready():
-	case <-time.After(time.Minute):
-		b.Fatal("edge not ready")
-	}
-	m := edgedtest.PublishCode(b, blobs, edgedtest.Code{
-		Deployment: cachetest.Deployment{ID: "dpl-bench", ProjectID: "prj-bench", ProjectName: "bench",
-			Files: map[string]cachetest.File{"server.js": {Body: string(bundle)}}},
-		Server: "server.js",
+	testenv.WaitFor(b, 3*time.Minute, "deployment "+d.ID, func() bool {
+		dev.API(b, "GET", "/v1/deployments/"+d.ID, nil, &d)
+		return d.State == "ready" || d.State == "failed" || d.State == "canceled"
 	})
-	if _, err := c.Promote(context.Background(), coord.PromoteRequest{ProjectID: m.ProjectID, ProjectName: m.ProjectName,
-		Environment: edged.Production, DeploymentID: m.DeploymentID}); err != nil {
-		b.Fatal(err)
+	if d.State != "ready" {
+		b.Fatalf("deployment %s: %s (%s)", d.ID, d.State, d.Error)
 	}
-	tg := target{name: "pier", url: "http://" + e.Addr() + "/bench", host: "bench.localhost"}
+	tg := target{name: "pier", url: dev.EdgeURLs[0] + "/bench", host: "bench." + dev.BaseDomain, pid: dev.PID,
+		stats: dev.EdgeURLs[0] + "/stats"}
 	waitPage(b, tg)
 	return tg
+}
+
+// edgeStats returns the isolate counters of the edge's /stats.
+func edgeStats(tg target) (string, error) {
+	body, err := get(http.DefaultClient, target{url: tg.stats})
+	if err != nil {
+		return "", err
+	}
+	var st struct {
+		Isolates json.RawMessage `json:"isolates"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		return "", err
+	}
+	return string(st.Isolates), nil
 }
 
 // startWorkerd installs workerd from npm and serves the bundle with a
 // minimal config.
 func startWorkerd(b *testing.B, dir, bundlePath string) target {
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		testenv.Unavailable(b, "npm not found: the benchmark installs workerd from npm")
-	}
-	wd := filepath.Join(dir, "workerd")
-	if err := os.MkdirAll(wd, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	if err := edgedtest.Run(wd, npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "workerd@"+workerdVersion); err != nil {
-		testenv.Unavailable(b, "install workerd: %v", err)
-	}
+	wd := npmInstall(b, dir, "workerd", workerdVersion)
 	port, err := testenv.FreePort()
 	if err != nil {
 		b.Fatal(err)
@@ -236,9 +239,57 @@ const page :Workerd.Worker = (
 		b.Fatal(err)
 	}
 	b.Cleanup(srv.Stop)
-	tg := target{name: "workerd", url: fmt.Sprintf("http://127.0.0.1:%d/bench", port)}
+	tg := target{name: "workerd", url: fmt.Sprintf("http://127.0.0.1:%d/bench", port), pid: srv.Pid()}
 	if err := srv.WaitHTTP(tg.url, time.Minute, nil); err != nil {
 		b.Fatal(err)
+	}
+	waitPage(b, tg)
+	return tg
+}
+
+// npmInstall installs name@version from npm into dir/name and returns
+// that directory.
+func npmInstall(b *testing.B, dir, name, version string) string {
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		testenv.Unavailable(b, "npm not found: the benchmark installs %s from npm", name)
+	}
+	wd := filepath.Join(dir, name)
+	if err := os.MkdirAll(wd, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := edgedtest.Run(wd, npm, "install", "--no-audit", "--no-fund", "--loglevel=error", name+"@"+version); err != nil {
+		testenv.Unavailable(b, "install %s: %v", name, err)
+	}
+	return wd
+}
+
+// startDeno installs Deno from npm and serves the bundle's fetch handler
+// with Deno.serve, the way a Workers-style module runs on Deno.
+func startDeno(b *testing.B, dir, bundlePath string) target {
+	wd := npmInstall(b, dir, "deno", denoVersion)
+	port, err := testenv.FreePort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	main := filepath.Join(wd, "main.js")
+	src := fmt.Sprintf(`import page from %q;
+const ctx = { waitUntil() {}, passThroughOnException() {} };
+Deno.serve({ hostname: "127.0.0.1", port: %d, onListen() {} }, (req) => page.fetch(req, {}, ctx));
+`, "file://"+bundlePath, port)
+	if err := os.WriteFile(main, []byte(src), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	srv, err := testenv.StartServer("deno", []string{filepath.Join(wd, "node_modules", ".bin", "deno"), "run",
+		fmt.Sprintf("--allow-net=127.0.0.1:%d", port), "--no-prompt", main},
+		[]string{"DENO_NO_UPDATE_CHECK=1", "DENO_DIR=" + filepath.Join(wd, "cache"), "NO_COLOR=1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Stop)
+	tg := target{name: "deno", url: fmt.Sprintf("http://127.0.0.1:%d/bench", port), pid: srv.Pid()}
+	if err := srv.WaitHTTP(tg.url, time.Minute, nil); err != nil {
+		b.Fatalf("deno: %v\n%s", err, srv.Log())
 	}
 	waitPage(b, tg)
 	return tg
@@ -307,6 +358,7 @@ type result struct {
 	n        int
 	p50, p99 time.Duration
 	rps      float64
+	cpu      time.Duration // server CPU time (user + system) per request; 0 if not measured
 }
 
 // load sends requests to tg from clients concurrent clients on kept-alive
@@ -343,6 +395,7 @@ func load(b *testing.B, tg target, clients int) result {
 		next <- struct{}{}
 	}
 	close(next)
+	cpu0 := groupCPU(tg.pid)
 	stop := time.Now().Add(maxTime)
 	start := time.Now()
 	for range clients {
@@ -368,10 +421,58 @@ func load(b *testing.B, tg target, clients int) result {
 	}
 	wg.Wait()
 	took := time.Since(start)
+	cpu1 := groupCPU(tg.pid)
 	if firstErr != nil {
 		b.Fatalf("%s under load: %v", tg.name, firstErr)
 	}
-	return summarize(lat, took)
+	res := summarize(lat, took)
+	if cpu1 > cpu0 && res.n > 0 {
+		res.cpu = (cpu1 - cpu0) / time.Duration(res.n)
+	}
+	return res
+}
+
+// groupCPU is the CPU time (user + system) spent so far by the processes
+// of the process group pgid (the server and any children it started, e.g.
+// workerd's npm launcher and the binary it runs), from /proc. It returns 0
+// for pgid 0 or where /proc is missing.
+func groupCPU(pgid int) time.Duration {
+	if pgid == 0 {
+		return 0
+	}
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var ticks int64
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The command name (field 2) may hold spaces: fields count from
+		// the last ')'.
+		i := strings.LastIndexByte(string(raw), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(raw[i+1:]))
+		// f[0] is field 3 (state): pgrp is field 5, utime 14, stime 15.
+		if len(f) < 13 {
+			continue
+		}
+		if pg, _ := strconv.Atoi(f[2]); pg != pgid {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + st
+	}
+	// USER_HZ is 100 on every Linux build Go supports.
+	return time.Duration(ticks) * (time.Second / 100)
 }
 
 func cmpErr(a, b error) error {

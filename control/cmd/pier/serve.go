@@ -72,6 +72,10 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 	ccfg.Logger = logger
 	coordinator := coord.New(ccfg, b.kv)
 
+	// One CPU gate for every isolate of the process: the edges' SSR, the
+	// functions API and the deployment hooks compete for the same cores.
+	gate := isolate.NewGate(0)
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -134,7 +138,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 				return err
 			}
 			e, err := edged.New(edged.Config{ID: id, Addr: addr, HTTPSAddr: httpsAddr, BaseDomain: rt.Control.BaseDomain, CacheDir: cache, Logger: logger,
-				Isolates: isolatesConfig(rt)}, edeps)
+				Isolates: isolatesConfig(rt, gate)}, edeps)
 			if err != nil {
 				return err
 			}
@@ -180,7 +184,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 		}
 		svc := deploy.New(dcfg, deploy.Deps{Store: b.store, Dispatcher: b.dispatcher,
 			Router: router{c: coordinator, readyTimeout: rt.ReadyTimeout, drain: rt.Control.DrainUnready},
-			Sealer: b.sealer, Blobs: b.blobs, Status: gh, Hooks: isolateHooks{cfg: isolatesConfig(rt).Runtime}})
+			Sealer: b.sealer, Blobs: b.blobs, Status: gh, Hooks: isolateHooks{cfg: isolatesConfig(rt, gate).Runtime}})
 		if opts.dev {
 			// One process: no other worker can hold a claim.
 			if err := svc.RecoverOnStart(ctx); err != nil {
@@ -231,7 +235,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 	var functionsURL string
 	if rt.RunControl && rt.Control.FunctionsListen != "" {
 		fcfg := functions.DefaultConfig()
-		fcfg.Runtime = isolatesConfig(rt).Runtime
+		fcfg.Runtime = isolatesConfig(rt, gate).Runtime
 		fcfg.Token = token
 		if fcfg.Token == "" {
 			fcfg.Token = rt.BootstrapToken
@@ -319,9 +323,11 @@ func bootstrapToken(ctx context.Context, store control.Store, secret string, log
 	return store.CreateToken(ctx, tok)
 }
 
-// isolatesConfig maps the edge settings onto the isolate runtime's.
-func isolatesConfig(rt *config.Runtime) edged.IsolatesConfig {
+// isolatesConfig maps the edge settings onto the isolate runtime's, with
+// the process's CPU gate.
+func isolatesConfig(rt *config.Runtime, gate *isolate.Gate) edged.IsolatesConfig {
 	rc := isolate.DefaultConfig()
+	rc.Gate = gate
 	rc.Timeout = rt.IsolateTimeout
 	if rt.Edge.IsolateHeapMB > 0 {
 		rc.HeapMB = rt.Edge.IsolateHeapMB
