@@ -303,7 +303,7 @@ func TestCLIDomains(t *testing.T) {
 	}
 	// With the records in place: verified, and the edge serves the domain.
 	dns.SetA(domain, "127.0.0.1")
-	out = cli.ok(t, "", "domains", "verify", "--project", "shop", domain)
+	out = cli.ok(t, "", "domains", "verify", domain, "--project", "shop") // flags may follow the domain
 	if !strings.Contains(out, domain+" is verified") {
 		t.Errorf("domains verify: %q", out)
 	}
@@ -326,6 +326,7 @@ func TestCLIDomains(t *testing.T) {
 		{[]string{"domains", "verify", "--project", "shop", "nope.shop.test"}, 1, "shop has no domain nope.shop.test"},
 		{[]string{"domains", "ls", "--project", "nope"}, 1, "`pier ls`"},
 		{[]string{"domains", "frob"}, 2, "unknown command"},
+		{[]string{"domains", "rm", "--project", "shop", "a.test", "b.test"}, 2, "unexpected argument"},
 	} {
 		if _, errs, code := cli.run(t, "", tt.args...); code != tt.code || !strings.Contains(errs, tt.want) {
 			t.Errorf("pier %v: exit %d, stderr %q: want %d and %q", tt.args, code, errs, tt.code, tt.want)

@@ -181,7 +181,8 @@ function chart(key, title, figure, series, unit, fixedMax) {
   h.append(b);
   c.append(h);
   const all = series.flatMap((s) => s.values).filter((v) => v !== null && v !== undefined);
-  const max = fixedMax ?? Math.max(1e-9, ...all);
+  const top = Math.max(0, ...all);
+  const max = fixedMax ?? (top || 1);
   const svg = document.createElementNS(svgNS, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("preserveAspectRatio", "none");
@@ -191,11 +192,14 @@ function chart(key, title, figure, series, unit, fixedMax) {
     const n = s.values.length;
     let d = "";
     let pen = false;
+    const has = (i) => i >= 0 && i < n && s.values[i] !== null && s.values[i] !== undefined;
     s.values.forEach((v, i) => {
-      if (v === null || v === undefined) { pen = false; return; }
+      if (!has(i)) { pen = false; return; }
       const x = n <= 1 ? W / 2 : (i / (n - 1)) * W;
       const y = H - pad - (v / max) * (H - 2 * pad);
       d += `${pen ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)} `;
+      // A point without neighbours is drawn as a dot.
+      if (!pen && !has(i + 1)) d += "l0.01,0 ";
       pen = true;
     });
     const path = document.createElementNS(svgNS, "path");
@@ -208,7 +212,7 @@ function chart(key, title, figure, series, unit, fixedMax) {
   }
   c.append(svg);
   const foot = el("div", "axis");
-  foot.append(el("span", "", `max ${fmt(max, unit)}`));
+  foot.append(el("span", "", `max ${fmt(fixedMax ?? top, unit)}`));
   if (series.length > 1) {
     for (const s of series) foot.append(el("span", "key " + (s.cls || ""), s.name));
   }
@@ -226,7 +230,8 @@ function renderMetrics(section, data) {
   const lat = t.latency_ms;
   charts.append(chart("latency", "Latency", lat ? `p50 ${fmt(lat.p50, "ms")} · p95 ${fmt(lat.p95, "ms")} · p99 ${fmt(lat.p99, "ms")}` : "–",
     ["p50", "p95", "p99"].map((q) => ({ name: q, cls: q, values: pts.map((p) => (p.latency_ms ? p.latency_ms[q] : null)) })), "ms"));
-  const errs = chart("errors", "Errors (5xx)", String(t.errors ?? 0),
+  const n4xx = Object.entries(t.status || {}).reduce((n, [k, v]) => n + (k.startsWith("4") ? v : 0), 0);
+  const errs = chart("errors", "Errors", `${t.errors ?? 0} × 5xx · ${n4xx} × 4xx`,
     [{ name: "5xx", cls: "bad", values: pts.map((p) => p.errors) },
      { name: "4xx", cls: "warn", values: pts.map((p) => Object.entries(p.status || {}).reduce((n, [k, v]) => n + (k.startsWith("4") ? v : 0), 0)) }], "");
   const codes = Object.entries(t.status || {}).sort(([a], [b]) => a.localeCompare(b));
