@@ -216,7 +216,12 @@ func (s *Server) action(fn func(r *http.Request, sess *session) (next, msg strin
 			q.Set("msg", msg)
 		}
 		if len(q) > 0 {
+			// A message about a section is shown in it, where the
+			// fragment scrolls to.
 			path, frag, _ := strings.Cut(next, "#")
+			if frag != "" {
+				q.Set("at", frag)
+			}
 			next = path + "?" + q.Encode()
 			if frag != "" {
 				next += "#" + frag
@@ -331,10 +336,13 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, ses
 	if data == nil {
 		data = map[string]any{}
 	}
-	for key, param := range map[string]string{"Msg": "msg", "Error": "error"} {
+	for key, param := range map[string]string{"Msg": "msg", "Error": "error", "At": "at"} {
 		if _, ok := data[key]; !ok {
 			data[key] = r.URL.Query().Get(param)
 		}
+	}
+	if at := data["At"]; at != "domains" && at != "env" { // the sections that show their own messages
+		data["At"] = ""
 	}
 	if sess != nil {
 		data["User"] = sess.user

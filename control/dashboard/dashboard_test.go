@@ -283,7 +283,7 @@ func TestDomainsSection(t *testing.T) {
 		name, path, name2 string
 		wantLoc           []string
 	}{
-		{"add", "/ui/projects/shop/domains", "new.example.com", []string{"msg=Domain+new.example.com+added", "_pier-challenge.new.example.com", "#domains"}},
+		{"add", "/ui/projects/shop/domains", "new.example.com", []string{"msg=Domain+new.example.com+added", "_pier-challenge.new.example.com", "at=domains", "#domains"}},
 		{"add without a name", "/ui/projects/shop/domains", "", []string{"error=the+domain+needs+a+name", "#domains"}},
 		{"verify fails with the reason", "/ui/projects/shop/domains/www.example.com/verify", "", []string{"error=verification+of+www.example.com+failed%3A+no+TXT+record", "#domains"}},
 		{"remove", "/ui/projects/shop/domains/www.example.com/delete", "", []string{"msg=Domain+www.example.com+removed"}},
@@ -302,6 +302,15 @@ func TestDomainsSection(t *testing.T) {
 				t.Errorf("redirect %q: want the project page with the message before the fragment", raw)
 			}
 		})
+	}
+	// The message is shown in the section the page scrolls to.
+	_, page = get(t, srv, c, "/ui/projects/shop?error=verification+failed&at=domains")
+	if i, j := strings.Index(page, `id="domains"`), strings.Index(page, "verification failed"); i < 0 || j < i {
+		t.Errorf("the error is not in the domains section")
+	}
+	_, page = get(t, srv, c, "/ui/projects/shop?error=oops&at=elsewhere")
+	if i, j := strings.Index(page, `id="flash-error"`), strings.Index(page, `id="project-name"`); i < 0 || i > j {
+		t.Errorf("an unknown section: the error is not at the top")
 	}
 	if len(api.writes) != 3 {
 		t.Errorf("API writes %v: want add, verify, delete", api.writes)

@@ -195,7 +195,7 @@ function chart(key, title, figure, series, unit, fixedMax) {
     const has = (i) => i >= 0 && i < n && s.values[i] !== null && s.values[i] !== undefined;
     s.values.forEach((v, i) => {
       if (!has(i)) { pen = false; return; }
-      const x = n <= 1 ? W / 2 : (i / (n - 1)) * W;
+      const x = n <= 1 ? W / 2 : pad + (i / (n - 1)) * (W - 2 * pad);
       const y = H - pad - (v / max) * (H - 2 * pad);
       d += `${pen ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)} `;
       // A point without neighbours is drawn as a dot.
