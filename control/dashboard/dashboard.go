@@ -5,8 +5,8 @@
 // It is a client of the REST API, called in process: every page and
 // action is an API call made with the signed-in user's token, so the
 // dashboard can do exactly what that token may do, and a section whose
-// endpoint the server lacks (custom domains, runtime logs, metrics, added
-// by later work) shows "not available" instead of failing. Sign-in takes
+// endpoint the server lacks (custom domains, runtime logs and metrics are
+// optional roles) shows "not available" instead of failing. Sign-in takes
 // an API token, kept in an HttpOnly, SameSite=Strict cookie scoped to
 // /ui/; every POST also carries a CSRF token derived from the session and
 // must come from the same origin.
@@ -103,8 +103,11 @@ func New(cfg Config, deps Deps) *Server {
 	m.HandleFunc("POST /ui/projects/{project}/env", s.action(s.setEnv))
 	m.HandleFunc("POST /ui/projects/{project}/env/{name}/delete", s.action(s.deleteEnv))
 	m.HandleFunc("POST /ui/deployments/{deployment}/promote", s.action(s.promote))
-	// Read-only API access for the pages' scripts (build log, sections
-	// filled in later), with the session's token.
+	m.HandleFunc("POST /ui/projects/{project}/domains", s.action(s.addDomain))
+	m.HandleFunc("POST /ui/projects/{project}/domains/{domain}/verify", s.action(s.verifyDomain))
+	m.HandleFunc("POST /ui/projects/{project}/domains/{domain}/delete", s.action(s.deleteDomain))
+	// Read-only API access for the pages' scripts (build log, runtime
+	// logs, metrics), with the session's token; ?follow=1 streams.
 	m.HandleFunc("GET /ui/api/v1/", s.authed(s.proxy))
 	s.mux = m
 	return s
@@ -213,7 +216,16 @@ func (s *Server) action(fn func(r *http.Request, sess *session) (next, msg strin
 			q.Set("msg", msg)
 		}
 		if len(q) > 0 {
-			next += "?" + q.Encode()
+			// A message about a section is shown in it, where the
+			// fragment scrolls to.
+			path, frag, _ := strings.Cut(next, "#")
+			if frag != "" {
+				q.Set("at", frag)
+			}
+			next = path + "?" + q.Encode()
+			if frag != "" {
+				next += "#" + frag
+			}
 		}
 		http.Redirect(w, r, next, http.StatusSeeOther)
 	})
@@ -266,18 +278,25 @@ func (s *Server) call(ctx context.Context, token, method, path string, body, out
 }
 
 // proxy answers a page script's GET /ui/api/v1/... with the API's answer.
+// A ?follow=1 request (the build log's and the runtime logs' server-sent
+// events) is streamed as the API writes it, until the page goes away;
+// Last-Event-ID passes through so a reconnecting EventSource resumes.
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request, sess *session) {
 	path := strings.TrimPrefix(r.URL.Path, "/ui/api")
-	if r.URL.Query().Get("follow") != "" {
-		http.Error(w, "follow is not proxied: poll with offset", http.StatusBadRequest)
-		return
-	}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, path+"?"+r.URL.RawQuery, nil)
 	if err != nil {
 		http.Error(w, "bad path", http.StatusBadRequest)
 		return
 	}
 	req.Header.Set("Authorization", "Bearer "+sess.token)
+	if q := r.URL.Query().Get("follow"); q == "1" || q == "true" {
+		if id := r.Header.Get("Last-Event-ID"); id != "" {
+			req.Header.Set("Last-Event-ID", id)
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		s.deps.API.ServeHTTP(w, req)
+		return
+	}
 	rec := newRecorder()
 	s.deps.API.ServeHTTP(rec, req)
 	for _, h := range []string{"Content-Type", "X-Log-Offset"} {
@@ -317,10 +336,13 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, ses
 	if data == nil {
 		data = map[string]any{}
 	}
-	for key, param := range map[string]string{"Msg": "msg", "Error": "error"} {
+	for key, param := range map[string]string{"Msg": "msg", "Error": "error", "At": "at"} {
 		if _, ok := data[key]; !ok {
 			data[key] = r.URL.Query().Get(param)
 		}
+	}
+	if at := data["At"]; at != "domains" && at != "env" { // the sections that show their own messages
+		data["At"] = ""
 	}
 	if sess != nil {
 		data["User"] = sess.user

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -39,6 +40,47 @@ type Deployment struct {
 	PreviewURL  string `json:"preview_url"`
 	Live        bool   `json:"live"`
 	CreatedAt   string `json:"created_at"`
+}
+
+// Domain is a custom domain as the API lists it, with the DNS records
+// that verify it.
+type Domain struct {
+	Name       string      `json:"name"`
+	State      string      `json:"state"`
+	Token      string      `json:"token"`
+	Records    []DNSRecord `json:"records"`
+	URL        string      `json:"url"`
+	CreatedAt  string      `json:"created_at"`
+	VerifiedAt string      `json:"verified_at"`
+}
+
+// DNSRecord is one record to set at the DNS provider.
+type DNSRecord struct {
+	Type  string `json:"type"`
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// TXT is the ownership record (the first TXT of Records).
+func (d Domain) TXT() DNSRecord {
+	for _, r := range d.Records {
+		if r.Type == "TXT" {
+			return r
+		}
+	}
+	return DNSRecord{}
+}
+
+// Pointing is the records that point the domain at the edges (one of
+// them is enough).
+func (d Domain) Pointing() []DNSRecord {
+	var out []DNSRecord
+	for _, r := range d.Records {
+		if r.Type != "TXT" {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 type EnvVar struct {
@@ -124,8 +166,19 @@ func (s *Server) projectPage(w http.ResponseWriter, r *http.Request, sess *sessi
 		s.renderError(w, r, sess, err)
 		return
 	}
+	// Custom domains may be off on this server (404): the section says so.
+	var doms struct{ Domains []Domain }
+	domainsOK := true
+	if _, err := s.call(ctx, sess.token, "GET", "/v1/projects/"+p.ID+"/domains", nil, &doms); err != nil {
+		var e *apiError
+		if !errors.As(err, &e) || !unavailableStatus(e.Status) {
+			s.renderError(w, r, sess, err)
+			return
+		}
+		domainsOK = false
+	}
 	s.render(w, r, "project", sess, map[string]any{"Project": p, "Deployments": ds.Deployments, "Env": env.Env,
-		"Targets": []string{"production", "preview", "staging", "sandbox"}})
+		"Targets": []string{"production", "preview", "staging", "sandbox"}, "Domains": doms.Domains, "DomainsAvailable": domainsOK})
 }
 
 func (s *Server) deploymentPage(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -222,4 +275,47 @@ func (s *Server) deleteEnv(r *http.Request, sess *session) (string, string, erro
 		return projectPath(name), "", err
 	}
 	return projectPath(name), "Variable " + varName + " removed", nil
+}
+
+// unavailableStatus is an answer meaning the server lacks the endpoint.
+func unavailableStatus(code int) bool {
+	return code == http.StatusNotFound || code == http.StatusMethodNotAllowed || code == http.StatusNotImplemented
+}
+
+func domainPath(project, domain string) string {
+	return "/v1/projects/" + url.PathEscape(project) + "/domains/" + url.PathEscape(domain)
+}
+
+func (s *Server) addDomain(r *http.Request, sess *session) (string, string, error) {
+	name := r.PathValue("project")
+	back := projectPath(name) + "#domains"
+	domain := strings.TrimSpace(r.PostFormValue("name"))
+	if domain == "" {
+		return back, "", errors.New("the domain needs a name, like www.example.com")
+	}
+	var d Domain
+	if _, err := s.call(r.Context(), sess.token, "POST", "/v1/projects/"+url.PathEscape(name)+"/domains", map[string]string{"name": domain}, &d); err != nil {
+		return back, "", fmt.Errorf("add %s: %w", domain, err)
+	}
+	txt := d.TXT()
+	return back, "Domain " + d.Name + " added (pending): set a TXT record " + txt.Name + " = " + txt.Value + " and point it at the edges, then verify", nil
+}
+
+func (s *Server) verifyDomain(r *http.Request, sess *session) (string, string, error) {
+	name, domain := r.PathValue("project"), r.PathValue("domain")
+	back := projectPath(name) + "#domains"
+	var d Domain
+	if _, err := s.call(r.Context(), sess.token, "POST", domainPath(name, domain)+"/verify", map[string]any{}, &d); err != nil {
+		return back, "", fmt.Errorf("verification of %s failed: %w", domain, err)
+	}
+	return back, "Domain " + d.Name + " verified: every edge serves the production deployment at " + d.URL, nil
+}
+
+func (s *Server) deleteDomain(r *http.Request, sess *session) (string, string, error) {
+	name, domain := r.PathValue("project"), r.PathValue("domain")
+	back := projectPath(name) + "#domains"
+	if _, err := s.call(r.Context(), sess.token, "DELETE", domainPath(name, domain), nil, nil); err != nil {
+		return back, "", fmt.Errorf("remove %s: %w", domain, err)
+	}
+	return back, "Domain " + domain + " removed", nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -235,6 +236,116 @@ func TestCLIWorkflow(t *testing.T) {
 	if out, _, code := cli.run(t, "", "env", "--help"); code != 0 || !strings.Contains(out, "pier env set") {
 		t.Errorf("pier env --help: exit %d, %q", code, out)
 	}
+}
+
+// TestCLIDomains walks `pier domains` against pier dev with an in-process
+// DNS server: add (the TXT record printed), ls and ls --json, verify
+// failing with the reason (no TXT record, then the wrong one), verify
+// passing once the DNS holds the records (the edge serves the domain), rm,
+// and the helpful errors.
+func TestCLIDomains(t *testing.T) {
+	dns := testenv.DNS(t)
+	dev := testenv.StartDev(t, t.TempDir(), "--dns-resolver", dns.Addr)
+	for _, name := range []string{"shop", "blog"} {
+		if code := dev.API(t, "POST", "/v1/projects", map[string]any{"name": name}, nil); code != 201 {
+			t.Fatalf("create project %s: %d", name, code)
+		}
+	}
+	site := t.TempDir()
+	os.WriteFile(filepath.Join(site, "index.html"), []byte("<h1>shop front</h1>"), 0o644)
+	cli := newPierCLI(t, site)
+	cli.ok(t, dev.Token+"\n", "login", "--api", dev.APIURL)
+	cli.ok(t, "", "deploy", "--project", "shop", site)
+
+	const domain = "www.shop.test"
+	if out, errs, code := cli.run(t, "", "domains", "ls", "--project", "shop"); code != 0 || out != "" || !strings.Contains(errs, "no custom domains") {
+		t.Errorf("domains ls with none: exit %d, %q, %q", code, out, errs)
+	}
+	out := cli.ok(t, "", "domains", "add", "--project", "shop", domain)
+	if !strings.Contains(out, "added "+domain+" to shop (pending)") || !regexp.MustCompile(`\n  TXT +_pier-challenge\.`+regexp.QuoteMeta(domain)+` +pier-verify=\S+ +proves you own`).MatchString(out) ||
+		!strings.Contains(out, "pier domains verify "+domain) {
+		t.Errorf("domains add: %q", out)
+	}
+	out = cli.ok(t, "", "domains", "ls", "--project", "shop", "--json")
+	var list struct {
+		Domains []struct {
+			Name, State, Token string
+			Records            []struct{ Type, Name, Value string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Domains) != 1 || list.Domains[0].State != "pending" || list.Domains[0].Token == "" {
+		t.Fatalf("domains ls --json: %v: %q", err, out)
+	}
+	token := list.Domains[0].Token
+	if out := cli.ok(t, "", "domains", "ls", "--project", "shop"); !strings.Contains(out, "pending") || !strings.Contains(out, "_pier-challenge."+domain+" = "+token) {
+		t.Errorf("domains ls: %q", out)
+	}
+
+	// Verification fails with the reason, and changes nothing.
+	for _, tt := range []struct {
+		name string
+		txt  []string
+		want string
+	}{
+		{"no TXT record", nil, "is not verified (txt_missing): no TXT record at _pier-challenge." + domain},
+		{"another token", []string{"pier-verify=someone-else"}, "is not verified (txt_mismatch)"},
+		{"not pointing at the edges", []string{token}, "is not verified (not_pointing)"},
+	} {
+		if tt.txt != nil {
+			dns.SetTXT("_pier-challenge."+domain, tt.txt...)
+		}
+		if _, errs, code := cli.run(t, "", "domains", "verify", "--project", "shop", domain); code != 1 || !strings.Contains(errs, tt.want) {
+			t.Errorf("verify, %s: exit %d, stderr %q: want %q", tt.name, code, errs, tt.want)
+		}
+	}
+	if out := cli.ok(t, "", "domains", "ls", "--project", "shop"); !strings.Contains(out, "pending") {
+		t.Errorf("after failed verifications: %q", out)
+	}
+	// With the records in place: verified, and the edge serves the domain.
+	dns.SetA(domain, "127.0.0.1")
+	out = cli.ok(t, "", "domains", "verify", domain, "--project", "shop") // flags may follow the domain
+	if !strings.Contains(out, domain+" is verified") {
+		t.Errorf("domains verify: %q", out)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the edge serves "+domain, func() bool {
+		return strings.Contains(readBody(t, dev.Get(t, 0, domain, "/")), "shop front")
+	})
+	if out := cli.ok(t, "", "domains", "ls", "--project", "shop"); !strings.Contains(out, "verified") {
+		t.Errorf("domains ls after verification: %q", out)
+	}
+
+	// Helpful errors.
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"domains", "add", "--project", "shop"}, 2, "DOMAIN is required"},
+		{[]string{"domains", "add", "--project", "shop", "not a domain!"}, 1, "name"},
+		{[]string{"domains", "add", "--project", "blog", domain}, 1, "domain"},
+		{[]string{"domains", "verify", "--project", "shop", "nope.shop.test"}, 1, "shop has no domain nope.shop.test"},
+		{[]string{"domains", "ls", "--project", "nope"}, 1, "`pier ls`"},
+		{[]string{"domains", "frob"}, 2, "unknown command"},
+		{[]string{"domains", "rm", "--project", "shop", "a.test", "b.test"}, 2, "unexpected argument"},
+	} {
+		if _, errs, code := cli.run(t, "", tt.args...); code != tt.code || !strings.Contains(errs, tt.want) {
+			t.Errorf("pier %v: exit %d, stderr %q: want %d and %q", tt.args, code, errs, tt.code, tt.want)
+		}
+	}
+	if out, _, code := cli.run(t, "", "domains", "--help"); code != 0 || !strings.Contains(out, "pier domains verify") {
+		t.Errorf("pier domains --help: exit %d, %q", code, out)
+	}
+
+	// rm: gone from the list and from the edge.
+	if out := cli.ok(t, "", "domains", "rm", "--project", "shop", domain); !strings.Contains(out, "removed "+domain+" from shop") {
+		t.Errorf("domains rm: %q", out)
+	}
+	if _, errs, code := cli.run(t, "", "domains", "rm", "--project", "shop", domain); code != 1 || !strings.Contains(errs, "shop has no domain "+domain) {
+		t.Errorf("second rm: exit %d, %q", code, errs)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the edge drops "+domain, func() bool {
+		return !strings.Contains(readBody(t, dev.Get(t, 0, domain, "/")), "shop front")
+	})
 }
 
 // TestCLISync runs `pier sync` (deploy --watch) on a sandbox and measures

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,14 +56,18 @@ func browser(t *testing.T) context.Context {
 
 // TestDashboard drives the dashboard of a real `pier dev` in headless
 // Chromium: sign in with the token, open the project, deploy from git and
-// watch the build log fill in, deploy a second commit, set a variable
-// (its value never comes back), see the sections whose endpoints this
-// server lacks say so, roll back, and check what the page and the edge
-// show. Screenshots of every step are kept.
+// watch the build log stream in (server-sent events), deploy a second
+// commit, set a variable (its value never comes back), add a custom domain
+// (pending, its TXT record shown; verification fails with the reason, then
+// passes once the DNS holds the records), follow the runtime logs live
+// while traffic comes in, see the traffic charts count it, roll back, and
+// check what the page and the edge show. Screenshots of every step are
+// kept.
 func TestDashboard(t *testing.T) {
 	git := testenv.GitServer(t, gitToken)
 	repo, _ := git.CreateRepo(t, "shop", map[string]string{"index.html": "<!doctype html><h1>shop one</h1>"})
-	dev := testenv.StartDev(t, t.TempDir())
+	dns := testenv.DNS(t)
+	dev := testenv.StartDev(t, t.TempDir(), "--dns-resolver", dns.Addr)
 	if code := dev.API(t, "POST", "/v1/projects", map[string]any{"name": "shop", "repo_url": repo, "git_token": gitToken}, nil); code != 201 {
 		t.Fatalf("create project: %d", code)
 	}
@@ -137,13 +142,13 @@ func TestDashboard(t *testing.T) {
 	}
 	shot("projects")
 
-	// The project page; sections without endpoints on this server say so.
+	// The project page: domains, traffic and runtime logs, all empty yet.
 	do("project", chromedp.Click(chromedp.CSS("a.project-link")), chromedp.WaitVisible(chromedp.CSS("#deploy-form")),
-		chromedp.WaitVisible(chromedp.CSS(`#domains[data-state="unavailable"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#metrics[data-state="unavailable"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#runtime-logs[data-state="unavailable"]`)))
-	if s := text("#domains"); !strings.Contains(s, "Custom domains are not available on this server yet") {
-		t.Errorf("domains section: %q", s)
+		chromedp.WaitVisible(chromedp.CSS(`#domains[data-state="loaded"] #no-domains`)),
+		chromedp.WaitVisible(chromedp.CSS(`#metrics[data-state="loaded"] .chart[data-series="requests"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#runtime-logs[data-state="loaded"] #rt-lines`)))
+	if s := text(`#metrics .chart[data-series="requests"] .figure`); s != "0" {
+		t.Errorf("requests before any traffic: %q", s)
 	}
 	shot("project-empty")
 
@@ -156,6 +161,9 @@ func TestDashboard(t *testing.T) {
 		do("build log "+label, chromedp.WaitVisible(chromedp.CSS(`#deployment[data-state="ready"]`)),
 			chromedp.Poll[chromedp.Void](`document.getElementById("log").textContent.includes("==> pier: live at")`),
 			chromedp.WaitVisible(chromedp.CSS("#live-badge")))
+		if tr := attr("#deployment", "data-transport"); tr != "sse" {
+			t.Errorf("build log of %s followed by %q, want the event stream", id, tr)
+		}
 		log := text("#log")
 		if !strings.Contains(log, "build ready") || !strings.Contains(log, "live at http://shop.") {
 			t.Errorf("build log of %s on the page:\n%s", id, log)
@@ -190,6 +198,90 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("live row is not %s", d2)
 	}
 	shot("project-two-deployments")
+
+	// A custom domain: pending, with the TXT record to set.
+	const domain = "www.shop-example.test"
+	do("add domain", chromedp.SendKeys(chromedp.CSS("#domain-name"), domain), chromedp.Click(chromedp.CSS("#domain-add")),
+		chromedp.WaitVisible(chromedp.CSS(`#domain-list tr[data-domain="`+domain+`"]`)))
+	row := `#domain-list tr[data-domain="` + domain + `"]`
+	txtName, txtValue := text(row+" .rec-name"), text(row+" .rec-value")
+	if attr(row, "data-state") != "pending" || txtName != "_pier-challenge."+domain || !strings.HasPrefix(txtValue, "pier-verify=") {
+		t.Errorf("new domain row: state %q, TXT %q = %q", attr(row, "data-state"), txtName, txtValue)
+	}
+	if s := text("#flash"); !strings.Contains(s, "added (pending)") || !strings.Contains(s, txtValue) {
+		t.Errorf("flash after adding a domain: %q", s)
+	}
+	shot("domain-pending")
+	// Verify before the DNS has the records: refused, with the reason.
+	do("verify too early", chromedp.Click(chromedp.CSS(row+" button.verify")))
+	waitJS(`(document.getElementById("flash-error")?.textContent || "").includes("failed")`)
+	if s := text("#flash-error"); !strings.Contains(s, "verification of "+domain+" failed: no TXT record at _pier-challenge."+domain) {
+		t.Errorf("flash after a failed verification: %q", s)
+	}
+	if attr(row, "data-state") != "pending" {
+		t.Errorf("a failed verification changed the state to %q", attr(row, "data-state"))
+	}
+	shot("domain-verify-failed")
+	// With the TXT record and an A record to the edge: verified.
+	dns.SetTXT("_pier-challenge."+domain, txtValue)
+	dns.SetA(domain, "127.0.0.1")
+	do("verify", chromedp.Click(chromedp.CSS(row+" button.verify")))
+	waitJS(`(document.getElementById("flash")?.textContent || "").includes("verified")`)
+	if attr(row, "data-state") != "verified" {
+		t.Errorf("domain state after verification: %q", attr(row, "data-state"))
+	}
+	testenv.WaitFor(t, 10*time.Second, "the edge serves the domain", func() bool {
+		return strings.Contains(readBody(t, dev.Get(t, 0, domain, "/")), "shop two")
+	})
+	shot("domain-verified")
+
+	// Runtime logs follow live: requests made after the page loaded show up
+	// without a reload (edges ship every 2 s).
+	for range 3 {
+		dev.Get(t, 0, host, "/missing.css").Body.Close()
+	}
+	waitJS(`document.querySelectorAll("#rt-lines .rt-line").length > 0 &&
+		[...document.querySelectorAll("#rt-lines .rt-line")].filter((l) => l.textContent.includes("/missing.css 404")).length === 3`)
+	if tr := attr("#runtime-logs", "data-transport"); tr != "sse" {
+		t.Errorf("runtime logs followed by %q, want the event stream", tr)
+	}
+	// The text filter: only the matching lines.
+	do("filter logs", chromedp.SendKeys(chromedp.CSS("#rt-q"), "missing"), chromedp.Click(chromedp.CSS("#rt-apply")))
+	waitJS(`(() => { const ls = [...document.querySelectorAll("#rt-lines .rt-line")];
+		return ls.length === 3 && ls.every((l) => l.textContent.includes("/missing.css")); })()`)
+	shot("runtime-logs")
+
+	// The charts count the traffic: the page shows what the API answers
+	// once the buckets are shipped (within about 12 s), the 404s among it.
+	var total struct {
+		Total struct {
+			Requests int64            `json:"requests"`
+			Status   map[string]int64 `json:"status"`
+		} `json:"total"`
+	}
+	project := struct{ ID string }{}
+	dev.API(t, "GET", "/v1/projects/shop", nil, &project)
+	testenv.WaitFor(t, 30*time.Second, "the charts count the requests", func() bool {
+		dev.API(t, "GET", "/v1/projects/"+project.ID+"/metrics?since=1h", nil, &total)
+		shown, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#metrics .chart[data-series="requests"] .figure')?.textContent || ""`))
+		return total.Total.Status["404"] == 3 && shown == fmt.Sprint(total.Total.Requests)
+	})
+	if s := text(`#metrics li[data-code="404"]`); s != "404: 3" {
+		t.Errorf("errors by status: %q, want 404: 3", s)
+	}
+	if s := text(`#metrics .chart[data-series="latency"] .figure`); !strings.Contains(s, "p99") || strings.Contains(s, "–") {
+		t.Errorf("latency figure: %q", s)
+	}
+	if s := text(`#metrics .chart[data-series="cache"] .figure`); !strings.HasSuffix(s, "%") {
+		t.Errorf("cache hit rate figure: %q", s)
+	}
+	t.Logf("charts: %d requests, status %v, latency %q, cache hit rate %q", total.Total.Requests, total.Total.Status,
+		text(`#metrics .chart[data-series="latency"] .figure`), text(`#metrics .chart[data-series="cache"] .figure`))
+	do("scroll to charts", chromedp.ScrollIntoView(chromedp.CSS("#metrics")))
+	shot("charts")
+
+	// Remove the domain.
+	do("remove domain", chromedp.Click(chromedp.CSS(row+" button.remove")), chromedp.WaitVisible(chromedp.CSS("#no-domains")))
 
 	// Roll back: the page says which deployment is live, and so does the edge.
 	do("rollback", chromedp.Click(chromedp.CSS("#rollback")))

@@ -49,6 +49,8 @@ Developer commands (they call a running control's API):
             (--project); --follow streams them live
   ls        list projects, or a project's deployments
   env       set, list or remove environment variables (values write-only)
+  domains   add, list, verify or remove custom domains (the DNS records
+            to set are printed; a failed verification says why)
   promote   make a ready deployment live in production
   rollback  put an earlier deployment back live, without a rebuild
   open      print (or open) the project's or a stage's URL
@@ -94,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runLs(ctx, args[1:], stdout, stderr)
 	case "env":
 		err = runEnv(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "domains", "domain":
+		err = runDomains(ctx, args[1:], stdout, stderr)
 	case "promote":
 		err = runPromote(ctx, args[1:], stdout, stderr)
 	case "rollback":
