@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,8 +21,7 @@ func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"  pier logs dpl-abc123 --follow          the build log, live until the build ends\n"+
 		"  pier logs --project hello --follow     console.* and access records, live\n"+
 		"  pier logs --project hello --level error --since 1h --q timeout", stderr)
-	api := fs.String("api", "http://127.0.0.1:7070", "control API URL (PIER_API)")
-	token := fs.String("token", "", "API token (PIER_TOKEN)")
+	cn := addConn(fs)
 	follow := fs.Bool("follow", false, "stream new output as it comes")
 	asJSON := fs.Bool("json", false, "one JSON object per line (for scripts)")
 	project := fs.String("project", "", "runtime logs of this project (name or ID)")
@@ -33,31 +31,20 @@ func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	level := fs.String("level", "", "runtime logs: only these levels (debug,info,warn,error)")
 	text := fs.String("q", "", "runtime logs: only messages containing this text")
 	limit := fs.Int("limit", 100, "runtime logs: at most this many (the newest)")
-	// Flags may follow the deployment ID: parse, take it, parse the rest.
-	var pos []string
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return err
-			}
-			return errUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	if err := parseN(fs, nil, 0); err != nil { // PIER_* for the flags not given
+	// Flags may follow the deployment ID.
+	if err := parseAround(fs, args, 1); err != nil {
 		return err
 	}
-	if len(pos) > 1 || (len(pos) == 1) == (*project != "") || *token == "" {
-		fmt.Fprintln(stderr, "give a deployment ID or --project (not both), and a token (--token or PIER_TOKEN)")
+	pos := fs.Args()
+	if (len(pos) == 1) == (*project != "") {
+		fmt.Fprintln(stderr, "give a deployment ID or --project (not both)")
 		fs.Usage()
 		return errUsage
 	}
-	c := &apiClient{base: strings.TrimRight(*api, "/"), token: *token}
+	c, err := cn.client()
+	if err != nil {
+		return err
+	}
 	if *project == "" {
 		return buildLogs(ctx, c, pos[0], *follow, *asJSON, stdout)
 	}
