@@ -331,6 +331,7 @@ type Store interface {
 	ListTokens(ctx context.Context) ([]*Token, error)
 
 	Telemetry
+	DataStore
 
 	Close() error
 }

@@ -1,0 +1,24 @@
+-- 0006_data: the same schema change as sqlitestore's 0006, in PostgreSQL
+-- types. Keys and labels sort in byte order (COLLATE "C"), as in SQLite.
+
+CREATE TABLE data_items (
+	project_id text NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+	stage      text NOT NULL,
+	key        text COLLATE "C" NOT NULL,
+	value      text NOT NULL,
+	labels     text NOT NULL,
+	expires_at bigint NOT NULL,
+	updated_at bigint NOT NULL,
+	PRIMARY KEY (project_id, stage, key)
+);
+
+CREATE INDEX data_items_expiry ON data_items (expires_at) WHERE expires_at > 0;
+
+CREATE TABLE data_labels (
+	project_id text NOT NULL,
+	stage      text NOT NULL,
+	label      text COLLATE "C" NOT NULL,
+	key        text COLLATE "C" NOT NULL,
+	PRIMARY KEY (project_id, stage, label, key),
+	FOREIGN KEY (project_id, stage, key) REFERENCES data_items (project_id, stage, key) ON DELETE CASCADE
+);
