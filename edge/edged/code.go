@@ -239,6 +239,9 @@ func (r *runner) start(ctx context.Context, key codeKey) (*isolate.Runtime, erro
 		}
 	}
 	cfg := r.cfg
+	if r.s.deps.Bindings != nil {
+		cfg.Bindings = r.s.deps.Bindings(key.deployment)
+	}
 	console := r.log.With("component", "edge.console", "deployment", key.deployment)
 	cfg.OnLog = func(e isolate.LogEntry) {
 		console.Log(context.Background(), consoleLevel(e.Level), e.Message, "request_id", e.RequestID, "console", e.Level)

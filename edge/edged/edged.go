@@ -110,6 +110,9 @@ type Deps struct {
 	// server code as env (never as globals). It is called for every
 	// isolate start. nil: an empty env.
 	Env func(ctx context.Context, deploymentID string) (map[string]string, error)
+	// Bindings returns the env bindings (env.DATA, …) of a deployment's
+	// server code, called for every isolate start. nil: none.
+	Bindings func(deploymentID string) map[string]isolate.Binding
 	// Hosts routes verified custom domains; nil: none. TLS serves HTTPS
 	// on HTTPSAddr; nil: plain HTTP only (https.go).
 	Hosts Hosts

@@ -19,11 +19,13 @@ import (
 	"github.com/pierhq/pier/control/api"
 	"github.com/pierhq/pier/control/config"
 	"github.com/pierhq/pier/control/controld"
+	"github.com/pierhq/pier/control/data"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/github/ghstatus"
 	ctelemetry "github.com/pierhq/pier/control/telemetry"
 	"github.com/pierhq/pier/edge"
 	"github.com/pierhq/pier/edge/coord"
+	"github.com/pierhq/pier/edge/databind"
 	"github.com/pierhq/pier/edge/edged"
 	"github.com/pierhq/pier/edge/functions"
 	"github.com/pierhq/pier/edge/isolate"
@@ -91,6 +93,15 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 	if err != nil {
 		return err
 	}
+	// env.DATA: every edge calls control's API with the telemetry token
+	// (the same path when control runs in this process).
+	dataClient := databind.New(rt.Edge.ControlURL, rt.Edge.TelemetryToken, nil)
+	if rt.RunControl && rt.Edge.ControlURL == "" {
+		dataClient = databind.New("", tel.controlToken, nil) // URL: once control listens
+	}
+	bindings := func(deploymentID string) map[string]isolate.Binding {
+		return map[string]isolate.Binding{"DATA": dataClient.For(deploymentID)}
+	}
 	if rt.RunEdge {
 		if etls, err = newEdgeTLS(rt, b); err != nil {
 			return err
@@ -121,7 +132,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 					}
 				}()
 			}
-			edeps := edged.Deps{Coord: ec, Blobs: b.blobs, Env: runtimeEnv(b.blobs, b.sealer), Hosts: etls.table}
+			edeps := edged.Deps{Coord: ec, Blobs: b.blobs, Env: runtimeEnv(b.blobs, b.sealer), Hosts: etls.table, Bindings: bindings}
 			var httpsAddr string
 			if rt.Edge.HTTPSListen != "" {
 				if httpsAddr, err = nthAddr(rt.Edge.HTTPSListen, i); err != nil {
@@ -213,15 +224,24 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			defer wg.Done()
 			_ = tsvc.Run(ctx)
 		}()
+		dsvc := data.New(data.Config{Logger: logger}, b.store)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = dsvc.Run(ctx)
+		}()
 		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort,
 			TelemetryToken: tel.controlToken, Logger: logger},
-			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms, Telemetry: tsvc})
+			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms, Telemetry: tsvc, Data: dsvc})
 		ln, err := net.Listen("tcp", rt.Control.Listen)
 		if err != nil {
 			return fmt.Errorf("control listen: %w", err)
 		}
 		apiURL = "http://" + ln.Addr().String()
 		tel.local(apiURL)
+		if rt.Edge.ControlURL == "" {
+			dataClient.SetURL(apiURL)
+		}
 		ctl := controld.New(controld.Config{Logger: logger}, controld.Deps{API: withDashboard(apiSrv, logger), Deploy: svc})
 		wg.Add(1)
 		go func() {
