@@ -332,6 +332,7 @@ type Store interface {
 
 	Telemetry
 	DataStore
+	ScheduleStore
 
 	Close() error
 }

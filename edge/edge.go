@@ -72,6 +72,9 @@ type Manifest struct {
 	// longest matching route wins over the server entry; static files
 	// still come first.
 	Functions map[string]string `json:"functions,omitempty"`
+	// Schedules are the server entry's scheduled functions (pier.json
+	// "schedules"); they fire for the production deployment only.
+	Schedules []Schedule `json:"schedules,omitempty"`
 }
 
 // ServerEntry names a deployment's server code.

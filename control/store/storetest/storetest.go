@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) control.Store) {
 	t.Run("Domains", func(t *testing.T) { testDomains(t, open) })
 	t.Run("Telemetry", func(t *testing.T) { testTelemetry(t, open) })
 	t.Run("Data", func(t *testing.T) { testData(t, open) })
+	t.Run("ScheduleRuns", func(t *testing.T) { testScheduleRuns(t, open) })
 }
 
 // base is a fixed instant with sub-microsecond digits, in a non-UTC zone,

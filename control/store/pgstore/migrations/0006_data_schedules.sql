@@ -1,4 +1,4 @@
--- 0006_data: the same schema change as sqlitestore's 0006, in PostgreSQL
+-- 0006_data_schedules: the same schema change as sqlitestore's 0006, in PostgreSQL
 -- types. Keys and labels sort in byte order (COLLATE "C"), as in SQLite.
 
 CREATE TABLE data_items (
@@ -22,3 +22,23 @@ CREATE TABLE data_labels (
 	PRIMARY KEY (project_id, stage, label, key),
 	FOREIGN KEY (project_id, stage, key) REFERENCES data_items (project_id, stage, key) ON DELETE CASCADE
 );
+
+-- Runs of scheduled functions (see sqlitestore's 0006).
+CREATE TABLE schedule_runs (
+	id            text NOT NULL PRIMARY KEY,
+	project_id    text NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+	deployment_id text NOT NULL,
+	schedule      text NOT NULL,
+	scheduled_at  bigint NOT NULL,
+	started_at    bigint NOT NULL,
+	finished_at   bigint NOT NULL,
+	state         text NOT NULL,
+	edge          text NOT NULL,
+	error         text NOT NULL,
+	result        text NOT NULL,
+	logs          text NOT NULL,
+	trigger_kind  text NOT NULL,
+	UNIQUE (project_id, schedule, scheduled_at)
+);
+
+CREATE INDEX schedule_runs_project ON schedule_runs (project_id, scheduled_at);
