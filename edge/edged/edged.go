@@ -69,6 +69,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Isolates configures the runtime of deployments' server code.
 	Isolates IsolatesConfig
+	// RunToken is the bearer token of POST /_pier/run, through which
+	// control runs scheduled functions on this edge; "" disables it.
+	RunToken string
 }
 
 // DefaultConfig returns the defaults.
@@ -135,6 +138,7 @@ type Server struct {
 	code  *runner
 
 	metrics http.Handler // /metrics
+	runs    sync.Map     // run id → *runLogs: console capture of runs in progress
 
 	addr      atomic.Pointer[string]
 	httpsAddr atomic.Pointer[string]
