@@ -249,7 +249,7 @@ func (r *runner) start(ctx context.Context, key codeKey) (*isolate.Runtime, erro
 	if sink := r.s.consoleSink(key.deployment); sink != nil {
 		cfg.OnLog = sink // to control, not the edge's own log
 	}
-	cfg.OnLog = r.s.captureLogs(cfg.OnLog) // and to the runs in progress
+	cfg.OnLog = r.s.captureLogs(cfg.OnLog)               // and to the runs in progress
 	rt, err := isolate.NewContext(ctx, cfg, script, env) // in the caller's CPU slot, if it has one
 	if err != nil {
 		return nil, err
