@@ -25,6 +25,7 @@ import (
 	"github.com/pierhq/pier/control/data"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/domains"
+	"github.com/pierhq/pier/control/schedule"
 	"github.com/pierhq/pier/control/telemetry"
 )
 
@@ -61,6 +62,9 @@ type Deps struct {
 	// Data is the per-project data store (env.DATA); nil leaves its
 	// routes out.
 	Data *data.Service
+	// Schedules serves scheduled functions' schedules and runs; nil
+	// leaves its routes out.
+	Schedules *schedule.Scheduler
 }
 
 // Server is the HTTP API.
@@ -137,6 +141,7 @@ func New(cfg Config, deps Deps) *Server {
 	read.GET("/whoami", s.handle(s.whoami))
 	s.routeTelemetry(e, read)
 	s.routeData(e, read, write)
+	s.routeSchedules(read, write)
 
 	read.GET("/tokens", s.handle(s.listTokens))
 	write.POST("/tokens", s.handle(s.createToken))

@@ -20,6 +20,7 @@ import (
 	"github.com/pierhq/pier/control/config"
 	"github.com/pierhq/pier/control/controld"
 	"github.com/pierhq/pier/control/data"
+	"github.com/pierhq/pier/control/schedule"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/github/ghstatus"
 	ctelemetry "github.com/pierhq/pier/control/telemetry"
@@ -99,6 +100,10 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 	if rt.RunControl && rt.Edge.ControlURL == "" {
 		dataClient = databind.New("", tel.controlToken, nil) // URL: once control listens
 	}
+	runToken := rt.Edge.TelemetryToken // control runs scheduled functions with it
+	if rt.RunControl && rt.Edge.ControlURL == "" {
+		runToken = tel.controlToken
+	}
 	bindings := func(deploymentID string) map[string]isolate.Binding {
 		return map[string]isolate.Binding{"DATA": dataClient.For(deploymentID)}
 	}
@@ -149,7 +154,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 				return err
 			}
 			e, err := edged.New(edged.Config{ID: id, Addr: addr, HTTPSAddr: httpsAddr, BaseDomain: rt.Control.BaseDomain, CacheDir: cache, Logger: logger,
-				Isolates: isolatesConfig(rt, gate)}, edeps)
+				Isolates: isolatesConfig(rt, gate), RunToken: runToken}, edeps)
 			if err != nil {
 				return err
 			}
@@ -230,9 +235,26 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			defer wg.Done()
 			_ = dsvc.Run(ctx)
 		}()
+		host, _ := os.Hostname()
+		sched := schedule.New(schedule.Config{ID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: logger}, schedule.Deps{
+			Projects: svc, Manifests: manifestReader{b.blobs}, Leader: coordinator, Store: b.store,
+			Runner: &schedule.EdgeRunner{Token: tel.controlToken, Edges: func(ctx context.Context) ([]string, error) {
+				es, err := coordinator.Edges(ctx)
+				addrs := make([]string, 0, len(es))
+				for _, e := range es {
+					addrs = append(addrs, e.Addr)
+				}
+				return addrs, err
+			}},
+		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = sched.Run(ctx)
+		}()
 		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort,
 			TelemetryToken: tel.controlToken, Logger: logger},
-			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms, Telemetry: tsvc, Data: dsvc})
+			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms, Telemetry: tsvc, Data: dsvc, Schedules: sched})
 		ln, err := net.Listen("tcp", rt.Control.Listen)
 		if err != nil {
 			return fmt.Errorf("control listen: %w", err)
@@ -410,4 +432,21 @@ func openRuntimeEnv(ctx context.Context, blobs blobStore, sealer deploy.Sealer, 
 		env[name] = string(v)
 	}
 	return env, true, nil
+}
+
+// manifestReader reads deployments' manifests from the object store (the
+// scheduler's schedule.Manifests).
+type manifestReader struct{ blobs blobStore }
+
+func (r manifestReader) Manifest(ctx context.Context, deploymentID string) (*edge.Manifest, error) {
+	rc, err := r.blobs.Get(ctx, edge.ManifestKey(deploymentID))
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var m edge.Manifest
+	if err := json.NewDecoder(io.LimitReader(rc, 64<<20)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", deploymentID, err)
+	}
+	return &m, nil
 }
