@@ -333,6 +333,7 @@ type Store interface {
 	Telemetry
 	DataStore
 	ScheduleStore
+	QueueStore
 
 	Close() error
 }

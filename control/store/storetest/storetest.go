@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) control.Store) {
 	t.Run("Telemetry", func(t *testing.T) { testTelemetry(t, open) })
 	t.Run("Data", func(t *testing.T) { testData(t, open) })
 	t.Run("ScheduleRuns", func(t *testing.T) { testScheduleRuns(t, open) })
+	t.Run("Queues", func(t *testing.T) { testQueues(t, open) })
 }
 
 // base is a fixed instant with sub-microsecond digits, in a non-UTC zone,

@@ -1,4 +1,4 @@
--- 0006_data_schedules: the same schema change as sqlitestore's 0006, in PostgreSQL
+-- 0006_data_schedules_queues: the same schema change as sqlitestore's 0006, in PostgreSQL
 -- types. Keys and labels sort in byte order (COLLATE "C"), as in SQLite.
 
 CREATE TABLE data_items (
@@ -42,3 +42,19 @@ CREATE TABLE schedule_runs (
 );
 
 CREATE INDEX schedule_runs_project ON schedule_runs (project_id, scheduled_at);
+
+-- Queue messages (see sqlitestore's 0006).
+CREATE TABLE queue_messages (
+	id         text NOT NULL PRIMARY KEY,
+	project_id text NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+	queue      text NOT NULL,
+	body       text NOT NULL,
+	state      text NOT NULL,
+	attempts   integer NOT NULL,
+	visible_at bigint NOT NULL,
+	created_at bigint NOT NULL,
+	seq        bigserial NOT NULL,
+	last_error text NOT NULL
+);
+
+CREATE INDEX queue_messages_ready ON queue_messages (project_id, queue, state, visible_at, seq);

@@ -1,4 +1,4 @@
--- 0006_data_schedules: the per-project data store (env.DATA), one namespace per
+-- 0006_data_schedules_queues: the per-project data store (env.DATA), one namespace per
 -- (project, stage). Values are JSON text; labels a JSON array, indexed in
 -- data_labels. Times are unix nanoseconds; expires_at 0 means never.
 
@@ -45,3 +45,21 @@ CREATE TABLE schedule_runs (
 ) STRICT;
 
 CREATE INDEX schedule_runs_project ON schedule_runs (project_id, scheduled_at);
+
+-- Queue messages, from send until acknowledged. visible_at (unix ns) is
+-- when a message can be claimed: a claim pushes it by the visibility
+-- timeout, so a consumer that dies leaves it to the next claim.
+CREATE TABLE queue_messages (
+	id         TEXT NOT NULL PRIMARY KEY,
+	project_id TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+	queue      TEXT NOT NULL,
+	body       TEXT NOT NULL,
+	state      TEXT NOT NULL,
+	attempts   INTEGER NOT NULL,
+	visible_at INTEGER NOT NULL,
+	created_at INTEGER NOT NULL,
+	seq        INTEGER NOT NULL,
+	last_error TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX queue_messages_ready ON queue_messages (project_id, queue, state, visible_at, seq);
