@@ -75,6 +75,9 @@ type Manifest struct {
 	// Schedules are the server entry's scheduled functions (pier.json
 	// "schedules"); they fire for the production deployment only.
 	Schedules []Schedule `json:"schedules,omitempty"`
+	// Queues are the queues the deployment declares with their consumers
+	// (pier.json "queues").
+	Queues []Queue `json:"queues,omitempty"`
 }
 
 // ServerEntry names a deployment's server code.

@@ -25,6 +25,7 @@ import (
 	"github.com/pierhq/pier/control/data"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/domains"
+	"github.com/pierhq/pier/control/queue"
 	"github.com/pierhq/pier/control/schedule"
 	"github.com/pierhq/pier/control/telemetry"
 )
@@ -65,6 +66,8 @@ type Deps struct {
 	// Schedules serves scheduled functions' schedules and runs; nil
 	// leaves its routes out.
 	Schedules *schedule.Scheduler
+	// Queues sends and lists queue messages; nil leaves its routes out.
+	Queues *queue.Service
 }
 
 // Server is the HTTP API.
@@ -142,6 +145,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.routeTelemetry(e, read)
 	s.routeData(e, read, write)
 	s.routeSchedules(read, write)
+	s.routeQueues(e, read, write)
 
 	read.GET("/tokens", s.handle(s.listTokens))
 	write.POST("/tokens", s.handle(s.createToken))

@@ -1,5 +1,5 @@
-// Package databind is env.DATA, the per-project data store binding of
-// server code: each call goes to control's API (POST /v1/edge/data) with
+// Package databind holds the bindings of server code to control's
+// services: env.DATA, the per-project data store, and env.QUEUE (queue.go): each call goes to control's API (POST /v1/edge/data) with
 // the edge's telemetry token, also in `pier dev` (same process, same
 // path). Control resolves the deployment to its project and stage, so
 // code only ever reaches its own project's data of its own stage.
@@ -139,7 +139,7 @@ func (b *Binding) Call(ctx context.Context, method string, args json.RawMessage)
 	default:
 		return nil, errUser("no such method")
 	}
-	out, status, err := b.c.do(ctx, &call)
+	out, status, err := b.c.post(ctx, "/v1/edge/data", &call, method == edge.DataGet)
 	if err != nil {
 		return nil, err
 	}
@@ -177,9 +177,10 @@ func (b *Binding) Call(ctx context.Context, method string, args json.RawMessage)
 	return out, nil
 }
 
-// do posts a call; a non-2xx answer is an errUser with control's message
-// (4xx) or a generic one, except a get's 404, returned as a status.
-func (c *Client) do(ctx context.Context, call *edge.DataCall) (json.RawMessage, int, error) {
+// post sends a call to control; a non-2xx answer is an errUser with
+// control's message (4xx) or a generic one, except, with missingOK, a
+// missing key's 404, returned as a status.
+func (c *Client) post(ctx context.Context, path string, call any, missingOK bool) (json.RawMessage, int, error) {
 	base := *c.url.Load()
 	if base == "" {
 		return nil, 0, errUser("the data store is not configured on this edge (edge.control_url)")
@@ -188,7 +189,7 @@ func (c *Client) do(ctx context.Context, call *edge.DataCall) (json.RawMessage, 
 	if err != nil {
 		return nil, 0, errUser("invalid arguments")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/v1/edge/data", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, 0, errUser("the data store is unavailable")
 	}
@@ -209,7 +210,7 @@ func (c *Client) do(ctx context.Context, call *edge.DataCall) (json.RawMessage, 
 	switch {
 	case res.StatusCode/100 == 2:
 		return out, res.StatusCode, nil
-	case res.StatusCode == http.StatusNotFound && call.Method == edge.DataGet:
+	case res.StatusCode == http.StatusNotFound && missingOK:
 		var e struct {
 			Error struct{ Message string } `json:"error"`
 		}

@@ -35,6 +35,44 @@ type pierConfig struct {
 	Server    string            `json:"server"`
 	Functions map[string]string `json:"functions"`
 	Schedules []edge.Schedule   `json:"schedules"`
+	Queues    []edge.Queue      `json:"queues"`
+}
+
+// markQueues validates pier.json's queues into m.Queues.
+func (b *builder) markQueues(cfg *pierConfig, m *edge.Manifest) error {
+	if len(cfg.Queues) == 0 {
+		return nil
+	}
+	if m.Server == nil {
+		return public(ConfigFile+": queues need a server entry (\"server\" or a _worker.js) whose exports consume them", errors.New("queues without server"))
+	}
+	seen := map[string]bool{}
+	for i, q := range cfg.Queues {
+		bad := func(why string) error {
+			return public(fmt.Sprintf("%s: queue %d (%q): %s", ConfigFile, i+1, q.Name, why), errors.New("bad queue"))
+		}
+		switch {
+		case q.Name == "" || len(q.Name) > 64 || strings.ContainsFunc(q.Name, func(r rune) bool {
+			return !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+		}):
+			return bad("a name is 1 to 64 letters, digits, '-' or '_'")
+		case seen[q.Name]:
+			return bad("declared twice")
+		case q.BatchSize < 0 || q.BatchSize > 100:
+			return bad("batch_size is 1 to 100")
+		case q.MaxAttempts < 0 || q.MaxAttempts > 100:
+			return bad("max_attempts is 1 to 100")
+		case q.RetryDelay < 0 || q.RetryDelay > 3600:
+			return bad("retry_delay is 1 to 3600 seconds")
+		case q.VisibilityTimeout < 0 || q.VisibilityTimeout > 12*3600:
+			return bad("visibility_timeout is 1 to 43200 seconds")
+		}
+		seen[q.Name] = true
+		m.Queues = append(m.Queues, q)
+		d := q.Defaults()
+		b.log.Printf("==> Queue %s -> %s (batches of %d, %d attempts)", q.Name, d.Function, d.BatchSize, d.MaxAttempts)
+	}
+	return nil
 }
 
 // cronParser accepts the schedules' cron expressions: 5 fields, or 6 with
@@ -144,7 +182,10 @@ func (b *builder) markCode(repo *os.Root, outDir string, m *edge.Manifest) error
 		m.Functions[route] = name
 		b.log.Printf("==> Function %s: %s", route, name)
 	}
-	return b.markSchedules(&cfg, m)
+	if err := b.markSchedules(&cfg, m); err != nil {
+		return err
+	}
+	return b.markQueues(&cfg, m)
 }
 
 // codePath maps a repository path from pier.json to the manifest path of

@@ -22,6 +22,7 @@ import (
 	"github.com/pierhq/pier/control/data"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/github/ghstatus"
+	"github.com/pierhq/pier/control/queue"
 	"github.com/pierhq/pier/control/schedule"
 	ctelemetry "github.com/pierhq/pier/control/telemetry"
 	"github.com/pierhq/pier/edge"
@@ -105,7 +106,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 		runToken = tel.controlToken
 	}
 	bindings := func(deploymentID string) map[string]isolate.Binding {
-		return map[string]isolate.Binding{"DATA": dataClient.For(deploymentID)}
+		return map[string]isolate.Binding{"DATA": dataClient.For(deploymentID), "QUEUE": dataClient.Queue(deploymentID)}
 	}
 	if rt.RunEdge {
 		if etls, err = newEdgeTLS(rt, b); err != nil {
@@ -236,25 +237,32 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			_ = dsvc.Run(ctx)
 		}()
 		host, _ := os.Hostname()
+		runner := &schedule.EdgeRunner{Token: tel.controlToken, Edges: func(ctx context.Context) ([]string, error) {
+			es, err := coordinator.Edges(ctx)
+			addrs := make([]string, 0, len(es))
+			for _, e := range es {
+				addrs = append(addrs, e.Addr)
+			}
+			return addrs, err
+		}}
 		sched := schedule.New(schedule.Config{ID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: logger}, schedule.Deps{
-			Projects: svc, Manifests: manifestReader{b.blobs}, Leader: coordinator, Store: b.store,
-			Runner: &schedule.EdgeRunner{Token: tel.controlToken, Edges: func(ctx context.Context) ([]string, error) {
-				es, err := coordinator.Edges(ctx)
-				addrs := make([]string, 0, len(es))
-				for _, e := range es {
-					addrs = append(addrs, e.Addr)
-				}
-				return addrs, err
-			}},
+			Projects: svc, Manifests: manifestReader{b.blobs}, Leader: coordinator, Store: b.store, Runner: runner,
 		})
-		wg.Add(1)
+		queues := queue.New(queue.Config{ID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: logger}, queue.Deps{
+			Projects: svc, Manifests: manifestReader{b.blobs}, Leader: coordinator, Store: b.store, Runner: runner,
+		})
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			_ = sched.Run(ctx)
 		}()
+		go func() {
+			defer wg.Done()
+			_ = queues.Run(ctx)
+		}()
 		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort,
 			TelemetryToken: tel.controlToken, Logger: logger},
-			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms, Telemetry: tsvc, Data: dsvc, Schedules: sched})
+			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms, Telemetry: tsvc, Data: dsvc, Schedules: sched, Queues: queues})
 		ln, err := net.Listen("tcp", rt.Control.Listen)
 		if err != nil {
 			return fmt.Errorf("control listen: %w", err)
