@@ -116,8 +116,12 @@ var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron
 type epochRate time.Duration
 
 func (r epochRate) Next(t time.Time) time.Time {
-	d := time.Duration(r)
-	return t.Truncate(d).Add(d)
+	d, n := int64(r), t.UnixNano()
+	k := n / d
+	if n < 0 && n%d != 0 {
+		k-- // floor, before 1970
+	}
+	return time.Unix(0, (k+1)*d).UTC()
 }
 
 // Parse parses a schedule's expression: cron (5 or 6 fields, or a

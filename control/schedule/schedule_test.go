@@ -123,6 +123,7 @@ func TestParse(t *testing.T) {
 		{expr: "@hourly", next: "2026-01-02T04:00:00Z"},
 		{expr: "rate(1 hour)", next: "2026-01-02T04:00:00Z"},
 		{expr: "rate(10 seconds)", next: "2026-01-02T03:04:10Z"},
+		{expr: "rate(7 minutes)", next: "2026-01-02T03:11:00Z"}, // multiples of 7 min since 1970
 		{expr: "rate(0 hours)", bad: true},
 		{expr: "rate(1 fortnight)", bad: true},
 		{expr: "rate(1 hour", bad: true},
