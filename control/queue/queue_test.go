@@ -15,7 +15,9 @@ import (
 	"github.com/pierhq/pier/edge"
 )
 
-type fakeProjects struct{ deps map[string]*control.Deployment }
+type fakeProjects struct {
+	deps map[string]*control.Deployment
+}
 
 func (f *fakeProjects) Projects(context.Context) ([]*control.Project, error) {
 	return []*control.Project{{ID: "prj", Name: "shop"}}, nil
