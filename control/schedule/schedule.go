@@ -148,15 +148,22 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.mu.Lock()
 		clear(s.next) // a new term: start from now
 		s.mu.Unlock()
-		t := time.NewTicker(s.cfg.Tick)
+		t := time.NewTimer(0)
 		defer t.Stop()
 		for {
-			s.tick(lctx, time.Now())
 			select {
 			case <-lctx.Done():
 				return
 			case <-t.C:
 			}
+			now := time.Now()
+			// Wake at the earliest next period, or after Tick to see new
+			// deployments and schedules.
+			wake := now.Add(s.cfg.Tick)
+			if next := s.tick(lctx, now); !next.IsZero() && next.Before(wake) {
+				wake = next
+			}
+			t.Reset(max(time.Until(wake), time.Millisecond))
 		}
 	})
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
@@ -165,14 +172,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	return err
 }
 
-// tick fires every period due at now.
-func (s *Scheduler) tick(ctx context.Context, now time.Time) {
+// tick fires every period due at now and returns the earliest next
+// period (zero: none).
+func (s *Scheduler) tick(ctx context.Context, now time.Time) (earliest time.Time) {
 	projects, err := s.deps.Projects.Projects(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("list projects", "err", err)
 		}
-		return
+		return time.Time{}
 	}
 	for _, p := range projects {
 		dep, scheds, err := s.schedules(ctx, p.ID)
@@ -205,12 +213,16 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) {
 			} else {
 				s.next[key] = next
 			}
+			if n := s.next[key]; earliest.IsZero() || n.Before(earliest) {
+				earliest = n
+			}
 			s.mu.Unlock()
 			if due {
 				s.fire(ctx, p, dep, sc, next, "schedule")
 			}
 		}
 	}
+	return earliest
 }
 
 // schedules returns the project's live production deployment and its

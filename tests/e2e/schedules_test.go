@@ -40,6 +40,8 @@ type scheduleRun struct {
 	ID          string    `json:"id"`
 	Schedule    string    `json:"schedule"`
 	ScheduledAt time.Time `json:"scheduled_at"`
+	StartedAt   time.Time `json:"started_at"`
+	FinishedAt  time.Time `json:"finished_at"`
 	State       string    `json:"state"`
 	Error       string    `json:"error"`
 	Result      string    `json:"result"`
@@ -105,6 +107,10 @@ func TestDevSchedules(t *testing.T) {
 			len(finished(runsOf(t, dev, "cron", "every2s"), "succeeded")) >= 2 &&
 			len(finished(runsOf(t, dev, "cron", "broken"), "failed")) >= 1
 	})
+	for _, r := range finished(runsOf(t, dev, "cron", "tick"), "succeeded") {
+		t.Logf("tick %s: started %v after its period, ran %v (edge round trip, isolate, two env.DATA calls)",
+			r.ScheduledAt.Format("15:04:05"), r.StartedAt.Sub(r.ScheduledAt).Round(time.Millisecond), r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond))
+	}
 	tick := finished(runsOf(t, dev, "cron", "tick"), "succeeded")[0]
 	if len(tick.Logs) != 1 || !strings.HasPrefix(tick.Logs[0], "log tick ") || tick.Edge == "" || tick.Trigger != "schedule" {
 		t.Errorf("a tick run = %+v", tick)
