@@ -87,8 +87,12 @@ func ParseStage(v string) (string, error) {
 		return control.Production, nil
 	case v == control.Production, v == control.Staging, v == control.Preview:
 		return v, nil
-	case strings.HasPrefix(v, control.SandboxPrefix) && len(v) > len(control.SandboxPrefix):
-		return v, nil
+	case strings.HasPrefix(v, control.SandboxPrefix):
+		name := strings.TrimPrefix(v, control.SandboxPrefix)
+		if name != "" && len(name) <= 32 && !strings.HasPrefix(name, "-") && !strings.HasSuffix(name, "-") &&
+			!strings.ContainsFunc(name, func(r rune) bool { return !(r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') }) {
+			return v, nil
+		}
 	}
 	return "", control.Invalid("stage", "want production, staging, preview or sandbox:<name>, not %q", v)
 }
