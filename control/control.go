@@ -331,6 +331,9 @@ type Store interface {
 	ListTokens(ctx context.Context) ([]*Token, error)
 
 	Telemetry
+	DataStore
+	ScheduleStore
+	QueueStore
 
 	Close() error
 }

@@ -72,6 +72,12 @@ type Manifest struct {
 	// longest matching route wins over the server entry; static files
 	// still come first.
 	Functions map[string]string `json:"functions,omitempty"`
+	// Schedules are the server entry's scheduled functions (pier.json
+	// "schedules"); they fire for the production deployment only.
+	Schedules []Schedule `json:"schedules,omitempty"`
+	// Queues are the queues the deployment declares with their consumers
+	// (pier.json "queues").
+	Queues []Queue `json:"queues,omitempty"`
 }
 
 // ServerEntry names a deployment's server code.

@@ -22,8 +22,11 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/pierhq/pier/control"
+	"github.com/pierhq/pier/control/data"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/domains"
+	"github.com/pierhq/pier/control/queue"
+	"github.com/pierhq/pier/control/schedule"
 	"github.com/pierhq/pier/control/telemetry"
 )
 
@@ -57,6 +60,14 @@ type Deps struct {
 	Domains *domains.Service
 	// Telemetry serves runtime logs and metrics; nil leaves those routes out.
 	Telemetry *telemetry.Service
+	// Data is the per-project data store (env.DATA); nil leaves its
+	// routes out.
+	Data *data.Service
+	// Schedules serves scheduled functions' schedules and runs; nil
+	// leaves its routes out.
+	Schedules *schedule.Scheduler
+	// Queues sends and lists queue messages; nil leaves its routes out.
+	Queues *queue.Service
 }
 
 // Server is the HTTP API.
@@ -132,6 +143,9 @@ func New(cfg Config, deps Deps) *Server {
 
 	read.GET("/whoami", s.handle(s.whoami))
 	s.routeTelemetry(e, read)
+	s.routeData(e, read, write)
+	s.routeSchedules(read, write)
+	s.routeQueues(e, read, write)
 
 	read.GET("/tokens", s.handle(s.listTokens))
 	write.POST("/tokens", s.handle(s.createToken))

@@ -239,6 +239,9 @@ func (r *runner) start(ctx context.Context, key codeKey) (*isolate.Runtime, erro
 		}
 	}
 	cfg := r.cfg
+	if r.s.deps.Bindings != nil {
+		cfg.Bindings = r.s.deps.Bindings(key.deployment)
+	}
 	console := r.log.With("component", "edge.console", "deployment", key.deployment)
 	cfg.OnLog = func(e isolate.LogEntry) {
 		console.Log(context.Background(), consoleLevel(e.Level), e.Message, "request_id", e.RequestID, "console", e.Level)
@@ -246,6 +249,7 @@ func (r *runner) start(ctx context.Context, key codeKey) (*isolate.Runtime, erro
 	if sink := r.s.consoleSink(key.deployment); sink != nil {
 		cfg.OnLog = sink // to control, not the edge's own log
 	}
+	cfg.OnLog = r.s.captureLogs(cfg.OnLog)               // and to the runs in progress
 	rt, err := isolate.NewContext(ctx, cfg, script, env) // in the caller's CPU slot, if it has one
 	if err != nil {
 		return nil, err

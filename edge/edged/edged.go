@@ -69,6 +69,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Isolates configures the runtime of deployments' server code.
 	Isolates IsolatesConfig
+	// RunToken is the bearer token of POST /_pier/run, through which
+	// control runs scheduled functions on this edge; "" disables it.
+	RunToken string
 }
 
 // DefaultConfig returns the defaults.
@@ -110,6 +113,9 @@ type Deps struct {
 	// server code as env (never as globals). It is called for every
 	// isolate start. nil: an empty env.
 	Env func(ctx context.Context, deploymentID string) (map[string]string, error)
+	// Bindings returns the env bindings (env.DATA, …) of a deployment's
+	// server code, called for every isolate start. nil: none.
+	Bindings func(deploymentID string) map[string]isolate.Binding
 	// Hosts routes verified custom domains; nil: none. TLS serves HTTPS
 	// on HTTPSAddr; nil: plain HTTP only (https.go).
 	Hosts Hosts
@@ -132,6 +138,7 @@ type Server struct {
 	code  *runner
 
 	metrics http.Handler // /metrics
+	runs    sync.Map     // run id → *runLogs: console capture of runs in progress
 
 	addr      atomic.Pointer[string]
 	httpsAddr atomic.Pointer[string]

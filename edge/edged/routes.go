@@ -201,6 +201,8 @@ func (s *Server) serveEdge(w http.ResponseWriter, r *http.Request) {
 		s.health(w)
 	case "/metrics":
 		s.metrics.ServeHTTP(w, r)
+	case runPath:
+		s.serveRun(w, r)
 	case "/stats":
 		writeJSON(w, http.StatusOK, statsBody{Edge: s.cfg.ID, Deployments: s.table.Load().count, Isolates: s.IsolateStats()})
 	default:

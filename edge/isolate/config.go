@@ -1,6 +1,8 @@
 package isolate
 
 import (
+	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -30,6 +32,12 @@ type Config struct {
 	// Give all of a process's Runtimes the same Gate, e.g.
 	// NewGate(0) for GOMAXPROCS slots. nil: no limit.
 	Gate *Gate
+	// Bindings are objects of Go methods on the entry's env (env.DATA,
+	// env.QUEUE): each method returns a promise of its Go result. A
+	// binding's name hides an environment variable of the same name.
+	// Runtimes of different deployments get different Bindings (the
+	// binding knows whose data it reaches). nil: none.
+	Bindings map[string]Binding
 	// OnLog receives console output. nil: console output is logged at debug
 	// level through Logger.
 	OnLog func(LogEntry)
@@ -110,3 +118,18 @@ type LogEntry struct {
 	Message   string
 	Time      time.Time
 }
+
+// Binding is a set of methods server code calls through env.<name>:
+// env.DATA.get("k") calls Call(ctx, "get", `["k"]`) on a goroutine of its
+// own (the isolate runs other work meanwhile) and resolves the promise to
+// the returned JSON (nil: undefined), or rejects it with an Error whose
+// message is err's text: Call's errors must be safe to show to the
+// deployment's code. ctx ends with the call that made it.
+type Binding interface {
+	// Methods lists the method names env.<name> has.
+	Methods() []string
+	Call(ctx context.Context, method string, args json.RawMessage) (json.RawMessage, error)
+}
+
+// maxBindingCalls bounds the binding calls of one Serve, Invoke or Call.
+const maxBindingCalls = 1000

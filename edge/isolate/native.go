@@ -32,6 +32,7 @@ func (r *Runtime) nativeObject(m *vm) (*v8.Object, error) {
 		"random": r.nativeRandom,
 		"fetch":  r.nativeFetch,
 		"url":    r.nativeURL,
+		"host":   r.nativeHost,
 	}
 	for name, fn := range fns {
 		if err := t.Set(name, v8.NewFunctionTemplateWithError(m.iso, fn)); err != nil {
@@ -142,6 +143,61 @@ func (r *Runtime) nativeFetch(info *v8.FunctionCallbackInfo) (*v8.Value, error) 
 	}
 	events := c.events
 	go func() { events <- r.fetch.do(c.ctx, id, &fr, body) }()
+	return reply(nil)
+}
+
+// nativeHost(scratch, id, binding, method, argsJSON) starts a binding
+// call (Config.Bindings) on its own goroutine; the result is delivered by
+// the event loop through the prelude's fetchDone, like a fetch's.
+func (r *Runtime) nativeHost(info *v8.FunctionCallbackInfo) (*v8.Value, error) {
+	defer info.Release()
+	args := info.Args()
+	if len(args) < 5 || !args[0].IsSharedArrayBuffer() {
+		return nil, nil
+	}
+	reply := func(err error) (*v8.Value, error) {
+		if err == nil {
+			writeResult(args[0], 0, nil)
+		} else {
+			writeResult(args[0], 1, []byte(err.Error()))
+		}
+		return nil, nil
+	}
+	name, method := args[2].String(), args[3].String()
+	c := r.cur
+	if c == nil {
+		return reply(fmt.Errorf("%s.%s: no request in progress", name, method))
+	}
+	b := r.cfg.Bindings[name]
+	if b == nil {
+		return reply(fmt.Errorf("env.%s is not available", name))
+	}
+	if c.hostCalls >= maxBindingCalls {
+		return reply(fmt.Errorf("%s.%s: too many calls in one request (limit %d)", name, method, maxBindingCalls))
+	}
+	in := args[4].String()
+	if int64(len(in)) > r.cfg.MaxBodyBytes {
+		return reply(fmt.Errorf("%s.%s: arguments too large (limit %d bytes)", name, method, r.cfg.MaxBodyBytes))
+	}
+	id := int(args[1].Integer())
+	c.hostCalls++
+	c.waiting++
+	c.dirty = true
+	if c.events == nil {
+		c.events = make(chan fetchResult, r.cfg.Fetch.MaxRequests)
+	}
+	events, ctx := c.events, c.ctx
+	go func() {
+		out, err := b.Call(ctx, method, json.RawMessage(in))
+		res := fetchResult{id: id, meta: out}
+		if err != nil {
+			res.err = fmt.Sprintf("%s.%s: %v", name, method, err)
+		}
+		select {
+		case events <- res:
+		case <-ctx.Done():
+		}
+	}()
 	return reply(nil)
 }
 

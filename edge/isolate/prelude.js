@@ -794,10 +794,36 @@
     const f = fetches.get(id);
     if (!f) return;
     fetches.delete(id);
+    if (f.host) {
+      if (err) f.reject(new Error(err));
+      else f.resolve(meta === '' ? undefined : JSON.parse(meta));
+      return;
+    }
     if (err) { f.reject(new TypeError(err)); return; }
     const m = JSON.parse(meta);
     const bytes = body ? new Uint8Array(body).slice() : new Uint8Array(0);
     f.resolve(Response._fetched(m.status, m.statusText, m.headers, NULL_BODY.includes(m.status) ? null : bytes, m.url, m.redirected));
+  }
+
+  // ---------------------------------------------------------------- bindings (env.DATA, …): Go methods
+  function hostCall(name, method, args) {
+    return new Promise((resolve, reject) => {
+      let json;
+      try { json = JSON.stringify(args); } catch (e) { reject(new TypeError(`${name}.${method}: the arguments are not JSON: ${e.message}`)); return; }
+      const id = ++fetchSeq;
+      try { callNative(native.host, id, name, method, json); } catch (e) { reject(new Error(e.message)); return; }
+      fetches.set(id, { resolve, reject, host: true });
+    });
+  }
+  function makeBindings(json) {
+    const out = {};
+    const spec = JSON.parse(json || '{}');
+    for (const name of Object.keys(spec)) {
+      const o = {};
+      for (const m of spec[name]) o[m] = (...args) => hostCall(name, m, args);
+      out[name] = Object.freeze(o);
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- install globals
@@ -818,10 +844,10 @@
   let entry = null; // {fetch} object
   let handler = null;
   let env = Object.freeze({});
+  let exported = null;
 
-  function bind(moduleFn, envJSON) {
-    env = Object.freeze(JSON.parse(envJSON));
-    let exported = null;
+  function bind(moduleFn, envJSON, bindingsJSON) {
+    env = Object.freeze(Object.assign(JSON.parse(envJSON), makeBindings(bindingsJSON)));
     if (typeof moduleFn === 'function') exported = moduleFn() || {};
     const def = exported && exported.default;
     if (def && typeof def.fetch === 'function') entry = def;
@@ -867,13 +893,27 @@
     return s === undefined ? 'null' : s;
   }
 
+  async function dispatch(name, input) {
+    let fn = null, self = null;
+    const def = exported && exported.default;
+    if (exported && name !== 'default' && typeof exported[name] === 'function') fn = exported[name];
+    else if (def && typeof def === 'object' && typeof def[name] === 'function') { fn = def[name]; self = def; }
+    if (!fn) throw new TypeError(`the server entry exports no function ${name}: export function ${name}(event, env, ctx), or a ${name} method of its default export`);
+    const waits = [];
+    const ctx = { waitUntil(p) { waits.push(Promise.resolve(p).catch(reportError)); } };
+    const out = await fn.call(self, JSON.parse(input), env, ctx);
+    if (waits.length) await Promise.all(waits);
+    const s = JSON.stringify(out);
+    return s === undefined ? 'null' : s;
+  }
+
   function reset() {
     timers.clear();
     fetches.clear();
   }
 
   return {
-    bind, serve, invoke, runTimers, fetchDone, reset,
+    bind, serve, invoke, dispatch, runTimers, fetchDone, reset,
     alloc: (n) => new SAB(n),
   };
 })

@@ -45,6 +45,7 @@ type Runtime struct {
 	cfg    Config
 	script *Script
 	envJS  string
+	bindJS string // {"DATA":["get",…]}: the bindings' methods
 	log    *slog.Logger
 	fetch  *fetcher
 
@@ -92,10 +93,19 @@ func NewContext(ctx context.Context, cfg Config, script *Script, env map[string]
 	if err != nil {
 		return nil, fmt.Errorf("new runtime: encode env: %w", err)
 	}
+	methods := map[string][]string{}
+	for name, b := range cfg.Bindings {
+		methods[name] = b.Methods()
+	}
+	bindJS, err := json.Marshal(methods)
+	if err != nil {
+		return nil, fmt.Errorf("new runtime: encode bindings: %w", err)
+	}
 	r := &Runtime{
 		cfg:    cfg,
 		script: script,
 		envJS:  string(envJS),
+		bindJS: string(bindJS),
 		log:    cfg.Logger.With("component", "isolate", "script", script.name),
 		fetch:  newFetcher(cfg.Fetch),
 	}
@@ -185,7 +195,7 @@ func (r *Runtime) start(ctx context.Context, wantCache bool) (err error) {
 	if err != nil {
 		return fmt.Errorf("start isolate: prelude: %w", err)
 	}
-	for _, name := range []string{"bind", "serve", "invoke", "runTimers", "fetchDone", "reset", "alloc"} {
+	for _, name := range []string{"bind", "serve", "invoke", "dispatch", "runTimers", "fetchDone", "reset", "alloc"} {
 		v, err := obj.Get(name)
 		if err != nil {
 			return fmt.Errorf("start isolate: prelude: %w", err)
@@ -216,7 +226,12 @@ func (r *Runtime) start(ctx context.Context, wantCache bool) (err error) {
 		return fmt.Errorf("start isolate: %w", err)
 	}
 	defer envV.Release()
-	kinds, err := r.run(c, func() (*v8.Value, error) { return m.fn["bind"].Call(m.undef, moduleFn, envV) })
+	bindV, err := v8.NewValue(iso, r.bindJS)
+	if err != nil {
+		return fmt.Errorf("start isolate: %w", err)
+	}
+	defer bindV.Release()
+	kinds, err := r.run(c, func() (*v8.Value, error) { return m.fn["bind"].Call(m.undef, moduleFn, envV, bindV) })
 	if err != nil {
 		return fmt.Errorf("run module %s: %w", r.script.name, err)
 	}
@@ -255,16 +270,17 @@ func (r *Runtime) compile(m *vm, source, origin string, cache *[]byte, fill bool
 // call is the state of one Serve, Invoke or start: its deadline, its
 // fetches, and the termination handshake with the watchdog.
 type call struct {
-	id      string
-	limit   time.Duration
-	ctx     context.Context // cancelled when the call ends: stops its fetches
-	cancel  context.CancelFunc
-	events  chan fetchResult // made by the first fetch (nil: none started; receiving blocks)
-	fetches int              // started
-	waiting int              // started and not yet delivered
-	dirty   bool
-	held    bool  // holds a slot of the Runtime's Gate
-	slot    *Slot // the caller's slot this call runs in (WithSlot): its slot goes back there at the end
+	id        string
+	limit     time.Duration
+	ctx       context.Context // cancelled when the call ends: stops its fetches
+	cancel    context.CancelFunc
+	events    chan fetchResult // made by the first fetch (nil: none started; receiving blocks)
+	fetches   int              // started
+	hostCalls int              // binding calls started
+	waiting   int              // started and not yet delivered
+	dirty     bool
+	held      bool  // holds a slot of the Runtime's Gate
+	slot      *Slot // the caller's slot this call runs in (WithSlot): its slot goes back there at the end
 
 	mu      sync.Mutex
 	inJS    bool
@@ -561,6 +577,68 @@ func (r *Runtime) Invoke(ctx context.Context, input json.RawMessage) (_ json.Raw
 	}
 	return json.RawMessage(s), nil
 }
+
+// Call runs a named function of the server entry with event (JSON) as
+// its first argument, env second and a ctx with waitUntil third: a named
+// export fn of the module, else the method fn of its default export
+// (Workers style: export default { scheduled(event, env, ctx) }). It
+// returns the function's result as JSON. requestID tags its console
+// output. A module with neither wraps ErrNoEntry; other errors are as
+// for Serve.
+func (r *Runtime) Call(ctx context.Context, fn string, event json.RawMessage, requestID string) (_ json.RawMessage, err error) {
+	if len(strings.TrimSpace(string(event))) == 0 {
+		event = json.RawMessage("null")
+	}
+	if !json.Valid(event) {
+		return nil, errors.New("call: event is not valid JSON")
+	}
+	if int64(len(event)) > r.cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("call: event: %w", ErrBodyTooLarge)
+	}
+	if err := r.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer r.mu.Unlock()
+	defer func() { r.count(err) }()
+	c := r.begin(ctx, requestID)
+	defer r.end(c)
+	if err := r.hold(c); err != nil {
+		return nil, err
+	}
+	m := r.vm
+	nameV, err := v8.NewValue(m.iso, fn)
+	if err != nil {
+		return nil, fmt.Errorf("call: %w", err)
+	}
+	defer nameV.Release()
+	in, err := v8.NewValue(m.iso, string(event))
+	if err != nil {
+		return nil, fmt.Errorf("call: %w", err)
+	}
+	defer in.Release()
+	p, err := r.run(c, func() (*v8.Value, error) { return m.fn["dispatch"].Call(m.undef, nameV, in) })
+	if err != nil {
+		return nil, err
+	}
+	defer p.Release()
+	out, err := r.await(c, p)
+	if err != nil {
+		var se *ScriptError
+		if errors.As(err, &se) && strings.Contains(se.Message, noExportMarker) {
+			return nil, fmt.Errorf("call %s: %w: %s", fn, ErrNoEntry, strings.TrimPrefix(se.Message, "TypeError: "))
+		}
+		return nil, err
+	}
+	defer out.Release()
+	s := out.String()
+	if int64(len(s)) > r.cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("call: result: %w", ErrBodyTooLarge)
+	}
+	return json.RawMessage(s), nil
+}
+
+// noExportMarker is in the prelude's error for a function Call cannot find.
+const noExportMarker = "the server entry exports no function"
 
 // await runs the event loop until the promise v settles: due timers run,
 // finished fetches are delivered, and the call's deadline is honoured.

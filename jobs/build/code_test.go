@@ -55,6 +55,16 @@ func TestServerCode(t *testing.T) {
 			functions: map[string]string{"/api": "api.js"},
 		},
 		{
+			name: "schedules and queues",
+			files: map[string]string{
+				"index.html": "<h1>hi</h1>", "_worker.js": worker,
+				"pier.json": `{"schedules": [{"cron": "*/5 * * * *", "function": "cleanup"}, {"name": "hourly", "cron": "rate(1 hour)"}],
+					"queues": [{"name": "emails", "function": "send", "batch_size": 20}]}`,
+			},
+			server: "_worker.js",
+			log:    []string{"==> Schedule cleanup: */5 * * * * -> cleanup", "==> Schedule hourly: rate(1 hour) -> scheduled", "==> Queue emails -> send (batches of 20, 3 attempts)"},
+		},
+		{
 			name:  "static site",
 			files: map[string]string{"index.html": "<h1>hi</h1>", "worker.js": worker},
 		},
@@ -103,6 +113,15 @@ func TestServerCodeErrors(t *testing.T) {
 		{"escapes", `{"server": "../x.js"}`, `must be a relative path inside the repository`},
 		{"bad route", `{"functions": {"api": "public/fn.js"}}`, `pier.json: invalid function route "api"`},
 		{"wildcard inside", `{"functions": {"/a/*/b": "public/fn.js"}}`, `invalid function route "/a/*/b"`},
+		{"schedule without server", `{"schedules": [{"cron": "* * * * *"}]}`, `pier.json: schedules need a server entry`},
+		{"bad cron", `{"server": "public/fn.js", "schedules": [{"cron": "61 * * * *", "function": "x"}]}`, `pier.json: schedule 1 ("x"): cron "61 * * * *"`},
+		{"bad rate", `{"server": "public/fn.js", "schedules": [{"cron": "rate(2 weeks)"}]}`, `pier.json: schedule 1 ("scheduled"): "rate(2 weeks)": the unit is seconds, minutes, hours or days`},
+		{"duplicate schedule", `{"server": "public/fn.js", "schedules": [{"cron": "@hourly"}, {"cron": "@daily"}]}`, `two schedules have this name`},
+		{"bad schedule name", `{"server": "public/fn.js", "schedules": [{"name": "a b", "cron": "@hourly"}]}`, `a name is 1 to 64 letters`},
+		{"queue without server", `{"queues": [{"name": "q"}]}`, `pier.json: queues need a server entry`},
+		{"queue without name", `{"server": "public/fn.js", "queues": [{}]}`, `pier.json: queue 1 (""): a name is 1 to 64`},
+		{"queue batch", `{"server": "public/fn.js", "queues": [{"name": "q", "batch_size": 500}]}`, `batch_size is 1 to 100`},
+		{"queue twice", `{"server": "public/fn.js", "queues": [{"name": "q"}, {"name": "q"}]}`, `declared twice`},
 	}
 	e := newEnv(t, "")
 	for i, tt := range tests {

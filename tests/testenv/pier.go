@@ -155,6 +155,18 @@ func (d *Dev) Stop(t testing.TB) {
 	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 }
 
+// Kill kills the process group with SIGKILL (a crash: no cleanup) and
+// waits for it to exit.
+func (d *Dev) Kill(t testing.TB) {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+	<-d.done
+}
+
 // API calls the control API with the dev token; body may be nil. It
 // decodes a JSON answer into out (when non-nil) and returns the status.
 func (d *Dev) API(t testing.TB, method, path string, body, out any) int {

@@ -19,11 +19,15 @@ import (
 	"github.com/pierhq/pier/control/api"
 	"github.com/pierhq/pier/control/config"
 	"github.com/pierhq/pier/control/controld"
+	"github.com/pierhq/pier/control/data"
 	"github.com/pierhq/pier/control/deploy"
 	"github.com/pierhq/pier/control/github/ghstatus"
+	"github.com/pierhq/pier/control/queue"
+	"github.com/pierhq/pier/control/schedule"
 	ctelemetry "github.com/pierhq/pier/control/telemetry"
 	"github.com/pierhq/pier/edge"
 	"github.com/pierhq/pier/edge/coord"
+	"github.com/pierhq/pier/edge/databind"
 	"github.com/pierhq/pier/edge/edged"
 	"github.com/pierhq/pier/edge/functions"
 	"github.com/pierhq/pier/edge/isolate"
@@ -91,6 +95,19 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 	if err != nil {
 		return err
 	}
+	// env.DATA: every edge calls control's API with the telemetry token
+	// (the same path when control runs in this process).
+	dataClient := databind.New(rt.Edge.ControlURL, rt.Edge.TelemetryToken, nil)
+	if rt.RunControl && rt.Edge.ControlURL == "" {
+		dataClient = databind.New("", tel.controlToken, nil) // URL: once control listens
+	}
+	runToken := rt.Edge.TelemetryToken // control runs scheduled functions with it
+	if rt.RunControl && rt.Edge.ControlURL == "" {
+		runToken = tel.controlToken
+	}
+	bindings := func(deploymentID string) map[string]isolate.Binding {
+		return map[string]isolate.Binding{"DATA": dataClient.For(deploymentID), "QUEUE": dataClient.Queue(deploymentID)}
+	}
 	if rt.RunEdge {
 		if etls, err = newEdgeTLS(rt, b); err != nil {
 			return err
@@ -121,7 +138,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 					}
 				}()
 			}
-			edeps := edged.Deps{Coord: ec, Blobs: b.blobs, Env: runtimeEnv(b.blobs, b.sealer), Hosts: etls.table}
+			edeps := edged.Deps{Coord: ec, Blobs: b.blobs, Env: runtimeEnv(b.blobs, b.sealer), Hosts: etls.table, Bindings: bindings}
 			var httpsAddr string
 			if rt.Edge.HTTPSListen != "" {
 				if httpsAddr, err = nthAddr(rt.Edge.HTTPSListen, i); err != nil {
@@ -138,7 +155,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 				return err
 			}
 			e, err := edged.New(edged.Config{ID: id, Addr: addr, HTTPSAddr: httpsAddr, BaseDomain: rt.Control.BaseDomain, CacheDir: cache, Logger: logger,
-				Isolates: isolatesConfig(rt, gate)}, edeps)
+				Isolates: isolatesConfig(rt, gate), RunToken: runToken}, edeps)
 			if err != nil {
 				return err
 			}
@@ -213,15 +230,48 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			defer wg.Done()
 			_ = tsvc.Run(ctx)
 		}()
+		dsvc := data.New(data.Config{Logger: logger}, b.store)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = dsvc.Run(ctx)
+		}()
+		host, _ := os.Hostname()
+		runner := &schedule.EdgeRunner{Token: tel.controlToken, Edges: func(ctx context.Context) ([]string, error) {
+			es, err := coordinator.Edges(ctx)
+			addrs := make([]string, 0, len(es))
+			for _, e := range es {
+				addrs = append(addrs, e.Addr)
+			}
+			return addrs, err
+		}}
+		sched := schedule.New(schedule.Config{ID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: logger}, schedule.Deps{
+			Projects: svc, Manifests: manifestReader{b.blobs}, Leader: coordinator, Store: b.store, Runner: runner,
+		})
+		queues := queue.New(queue.Config{ID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: logger}, queue.Deps{
+			Projects: svc, Manifests: manifestReader{b.blobs}, Leader: coordinator, Store: b.store, Runner: runner,
+		})
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_ = sched.Run(ctx)
+		}()
+		go func() {
+			defer wg.Done()
+			_ = queues.Run(ctx)
+		}()
 		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort,
 			TelemetryToken: tel.controlToken, Logger: logger},
-			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms, Telemetry: tsvc})
+			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms, Telemetry: tsvc, Data: dsvc, Schedules: sched, Queues: queues})
 		ln, err := net.Listen("tcp", rt.Control.Listen)
 		if err != nil {
 			return fmt.Errorf("control listen: %w", err)
 		}
 		apiURL = "http://" + ln.Addr().String()
 		tel.local(apiURL)
+		if rt.Edge.ControlURL == "" {
+			dataClient.SetURL(apiURL)
+		}
 		ctl := controld.New(controld.Config{Logger: logger}, controld.Deps{API: withDashboard(apiSrv, logger), Deploy: svc})
 		wg.Add(1)
 		go func() {
@@ -390,4 +440,21 @@ func openRuntimeEnv(ctx context.Context, blobs blobStore, sealer deploy.Sealer, 
 		env[name] = string(v)
 	}
 	return env, true, nil
+}
+
+// manifestReader reads deployments' manifests from the object store (the
+// scheduler's schedule.Manifests).
+type manifestReader struct{ blobs blobStore }
+
+func (r manifestReader) Manifest(ctx context.Context, deploymentID string) (*edge.Manifest, error) {
+	rc, err := r.blobs.Get(ctx, edge.ManifestKey(deploymentID))
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var m edge.Manifest
+	if err := json.NewDecoder(io.LimitReader(rc, 64<<20)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", deploymentID, err)
+	}
+	return &m, nil
 }

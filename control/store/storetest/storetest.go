@@ -34,6 +34,7 @@
 //   - PutHook upserts by (project, event), keeps CreatedAt and sets
 //     UpdatedAt to now; ListHooks is ordered by event name; hooks go with
 //     their project.
+//   - The data store (DataSet/Get/Delete/List): see testData.
 //   - RecordDelivery wraps ErrConflict for a (project, delivery) seen
 //     before; ForgetDelivery lets it be recorded again.
 //
@@ -73,6 +74,9 @@ func Run(t *testing.T, open func(t *testing.T) control.Store) {
 	t.Run("Hooks", func(t *testing.T) { testHooks(t, open) })
 	t.Run("Domains", func(t *testing.T) { testDomains(t, open) })
 	t.Run("Telemetry", func(t *testing.T) { testTelemetry(t, open) })
+	t.Run("Data", func(t *testing.T) { testData(t, open) })
+	t.Run("ScheduleRuns", func(t *testing.T) { testScheduleRuns(t, open) })
+	t.Run("Queues", func(t *testing.T) { testQueues(t, open) })
 }
 
 // base is a fixed instant with sub-microsecond digits, in a non-UTC zone,

@@ -41,6 +41,7 @@ func Run(t *testing.T, newKV func(t *testing.T) coord.KV) {
 	t.Run("KV", func(t *testing.T) { runKV(t, newKV) })
 	t.Run("Protocol", func(t *testing.T) { runProtocol(t, newKV) })
 	t.Run("Domains", func(t *testing.T) { runDomains(t, newKV) })
+	t.Run("Leader", func(t *testing.T) { runLeader(t, newKV) })
 }
 
 // Logger returns a logger writing to t.Log that goes quiet once the test
