@@ -110,6 +110,21 @@ func (c conn) client() (*apiClient, error) {
 	return &apiClient{base: strings.TrimRight(api, "/"), token: token}, nil
 }
 
+// forProject resolves the project (the --project flag, PIER_PROJECT or
+// pier.json; see projectName) and the connection, for the commands that
+// act on one project.
+func (c conn) forProject(flagValue string) (string, *apiClient, error) {
+	p, err := projectName(flagValue)
+	if err != nil {
+		return "", nil, err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return "", nil, err
+	}
+	return p, cl, nil
+}
+
 // projectFile is the project's pier.json, the file the builder also reads
 // (its "server" and "functions" keys); the CLI owns "project", "framework"
 // and "output_dir", and keeps every other key as it is.

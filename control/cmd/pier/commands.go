@@ -424,11 +424,7 @@ func runEnvSet(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		value = string(raw)
 	}
-	p, err := projectName(*project)
-	if err != nil {
-		return err
-	}
-	c, err := cn.client()
+	p, c, err := cn.forProject(*project)
 	if err != nil {
 		return err
 	}
@@ -458,11 +454,7 @@ func runEnvList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	p, err := projectName(*project)
-	if err != nil {
-		return err
-	}
-	c, err := cn.client()
+	p, c, err := cn.forProject(*project)
 	if err != nil {
 		return err
 	}
@@ -508,11 +500,7 @@ func runEnvRm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Usage()
 		return errUsage
 	}
-	p, err := projectName(*project)
-	if err != nil {
-		return err
-	}
-	c, err := cn.client()
+	p, c, err := cn.forProject(*project)
 	if err != nil {
 		return err
 	}
@@ -585,11 +573,7 @@ func runRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := parseN(fs, args, 1); err != nil {
 		return err
 	}
-	p, err := projectName(*project)
-	if err != nil {
-		return err
-	}
-	c, err := cn.client()
+	p, c, err := cn.forProject(*project)
 	if err != nil {
 		return err
 	}
@@ -623,11 +607,7 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	p, err := projectName(*project)
-	if err != nil {
-		return err
-	}
-	c, err := cn.client()
+	p, c, err := cn.forProject(*project)
 	if err != nil {
 		return err
 	}

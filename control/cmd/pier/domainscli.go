@@ -182,11 +182,7 @@ func runDomainsList(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := parseAround(fs, args, 0); err != nil {
 		return err
 	}
-	p, err := projectName(*project)
-	if err != nil {
-		return err
-	}
-	c, err := cn.client()
+	p, c, err := cn.forProject(*project)
 	if err != nil {
 		return err
 	}
