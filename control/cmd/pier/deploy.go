@@ -233,9 +233,8 @@ type hashCache struct {
 }
 
 type cachedHash struct {
-	size  int64
-	mtime time.Time
-	sum   string
+	fileStamp
+	sum string
 }
 
 func newHashCache() *hashCache { return &hashCache{seen: map[string]cachedHash{}} }
@@ -250,13 +249,11 @@ func skipped(rel string, e fs.DirEntry) bool {
 	return rel == build.ConfigFile
 }
 
-// hashTree hashes every regular file under dir (skipping .git,
-// node_modules and the root pier.json), keyed by slash path; paths maps a
-// hash to one file.
-func (hc *hashCache) hashTree(dir string) (map[string]uploadFile, map[string]string, error) {
-	files := map[string]uploadFile{}
-	paths := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+// walkDeployable calls fn for every regular file under dir that a deploy
+// sends (skipping .git, node_modules and the root pier.json), with its
+// slash path relative to dir.
+func walkDeployable(dir string, fn func(p, rel string, info fs.FileInfo) error) error {
+	return filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -274,13 +271,24 @@ func (hc *hashCache) hashTree(dir string) (map[string]uploadFile, map[string]str
 		if err != nil {
 			return err
 		}
+		return fn(p, rel, info)
+	})
+}
+
+// hashTree hashes every file walkDeployable finds, keyed by slash path;
+// paths maps a hash to one file. A file whose size and modification time
+// are unchanged since the last call is not read again.
+func (hc *hashCache) hashTree(dir string) (map[string]uploadFile, map[string]string, error) {
+	files := map[string]uploadFile{}
+	paths := map[string]string{}
+	err := walkDeployable(dir, func(p, rel string, info fs.FileInfo) error {
 		c, ok := hc.seen[p]
 		if !ok || c.size != info.Size() || !c.mtime.Equal(info.ModTime()) {
 			sum, n, err := hashFile(p)
 			if err != nil {
 				return err
 			}
-			c = cachedHash{size: n, mtime: info.ModTime(), sum: sum}
+			c = cachedHash{fileStamp: fileStamp{size: n, mtime: info.ModTime()}, sum: sum}
 			hc.seen[p] = c
 		}
 		files[rel] = uploadFile{SHA256: c.sum, Size: c.size}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"path/filepath"
 	"time"
 )
 
@@ -72,23 +71,7 @@ type fileStamp struct {
 // a deploy would send.
 func snapshot(dir string) (map[string]fileStamp, error) {
 	out := map[string]fileStamp{}
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if skipped(relName(dir, p), e) {
-			if e.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !e.Type().IsRegular() {
-			return nil
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
+	err := walkDeployable(dir, func(p, _ string, info fs.FileInfo) error {
 		out[p] = fileStamp{size: info.Size(), mtime: info.ModTime()}
 		return nil
 	})
