@@ -54,22 +54,27 @@ func (t *table) belongs(m *edge.Manifest, project string) bool {
 //	<deployment-id>.<project>.<base>  that deployment, if it is the project's
 //	anything else                     /healthz, or 404 "no such project"
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+	// One status-recording writer serves both the debug log and the
+	// access record.
+	debug := s.log.Enabled(r.Context(), slog.LevelDebug)
+	if debug || s.deps.Telemetry != nil {
 		lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
-		start := time.Now()
-		defer func() {
-			s.log.Debug("request", "method", r.Method, "host", r.Host, "path", r.URL.Path,
-				"status", lw.status, "deployment", lw.Header().Get("X-Pier-Deployment"),
-				"bytes", lw.n, "took", time.Since(start))
-		}()
 		w = lw
+		start := time.Now()
+		if debug {
+			defer func() {
+				s.log.Debug("request", "method", r.Method, "host", r.Host, "path", r.URL.Path,
+					"status", lw.status, "deployment", lw.Header().Get("X-Pier-Deployment"),
+					"bytes", lw.n, "took", time.Since(start))
+			}()
+		}
+		if s.deps.Telemetry != nil {
+			var done func()
+			r, done = s.observe(lw, r, start) // access records: telemetry.go
+			defer done()
+		}
 	}
 	w.Header().Set("X-Pier-Edge", s.cfg.ID)
-	if s.deps.Telemetry != nil {
-		var done func()
-		w, r, done = s.observe(w, r) // access records: telemetry.go
-		defer done()
-	}
 
 	labels, ok := s.siteLabels(r.Host)
 	if !ok {

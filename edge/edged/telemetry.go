@@ -62,12 +62,10 @@ func noteCode(r *http.Request, requestID string, cold bool, acquire time.Duratio
 // observe wraps a request so that, when it is done, its access record
 // goes to the telemetry collector (requests that reached no deployment,
 // like /healthz, are not recorded).
-func (s *Server) observe(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request, func()) {
-	start := time.Now()
+func (s *Server) observe(lw *logWriter, r *http.Request, start time.Time) (*http.Request, func()) {
 	n := &reqNote{}
-	lw := &logWriter{ResponseWriter: w, status: http.StatusOK}
 	r = r.WithContext(context.WithValue(r.Context(), reqNoteKey{}, n))
-	return lw, r, func() {
+	return r, func() {
 		if n.deploymentID == "" {
 			return
 		}
