@@ -32,7 +32,8 @@ type Projects interface {
 	Deployment(ctx context.Context, id string) (*control.Deployment, error)
 }
 
-// Manifests reads a deployment's manifest (its queues).
+// Manifests reads a deployment's manifest (its queues). Manifests never
+// change: implementations may keep them (pier keeps one shared copy).
 type Manifests interface {
 	Manifest(ctx context.Context, deploymentID string) (*edge.Manifest, error)
 }
@@ -70,10 +71,9 @@ type Service struct {
 	deps Deps
 	log  *slog.Logger
 
-	mu        sync.Mutex
-	manifests map[string]*edge.Manifest
-	busy      map[string]bool // project/queue with a batch in flight
-	wg        sync.WaitGroup
+	mu   sync.Mutex
+	busy map[string]bool // project/queue with a batch in flight
+	wg   sync.WaitGroup
 }
 
 // New returns the service; it starts nothing.
@@ -91,26 +91,14 @@ func New(cfg Config, deps Deps) *Service {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{cfg: cfg, deps: deps, log: cfg.Logger.With("component", "queue"),
-		manifests: map[string]*edge.Manifest{}, busy: map[string]bool{}}
+		busy: map[string]bool{}}
 }
 
 func (s *Service) manifest(ctx context.Context, dep string) (*edge.Manifest, error) {
-	s.mu.Lock()
-	m := s.manifests[dep]
-	s.mu.Unlock()
-	if m != nil {
-		return m, nil
-	}
 	m, err := s.deps.Manifests.Manifest(ctx, dep)
 	if err != nil {
 		return nil, fmt.Errorf("manifest of %s: %w", dep, err)
 	}
-	s.mu.Lock()
-	if len(s.manifests) > 10_000 {
-		clear(s.manifests)
-	}
-	s.manifests[dep] = m
-	s.mu.Unlock()
 	return m, nil
 }
 

@@ -35,7 +35,8 @@ type Projects interface {
 	Active(ctx context.Context, projectID string) (string, error)
 }
 
-// Manifests reads a deployment's manifest (its schedules).
+// Manifests reads a deployment's manifest (its schedules). Manifests
+// never change: implementations may keep them (pier keeps one shared copy).
 type Manifests interface {
 	Manifest(ctx context.Context, deploymentID string) (*edge.Manifest, error)
 }
@@ -81,10 +82,9 @@ type Scheduler struct {
 	deps Deps
 	log  *slog.Logger
 
-	mu        sync.Mutex
-	manifests map[string]*edge.Manifest // by deployment ID (immutable)
-	next      map[string]time.Time      // project/schedule/expr → next period
-	wg        sync.WaitGroup
+	mu   sync.Mutex
+	next map[string]time.Time // project/schedule/expr → next period
+	wg   sync.WaitGroup
 }
 
 // New returns a scheduler; it starts nothing.
@@ -105,7 +105,7 @@ func New(cfg Config, deps Deps) *Scheduler {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Scheduler{cfg: cfg, deps: deps, log: cfg.Logger.With("component", "schedule"),
-		manifests: map[string]*edge.Manifest{}, next: map[string]time.Time{}}
+		next: map[string]time.Time{}}
 }
 
 // parser reads cron expressions as the builder validates them.
@@ -232,19 +232,9 @@ func (s *Scheduler) schedules(ctx context.Context, projectID string) (string, []
 	if err != nil || dep == "" {
 		return "", nil, err
 	}
-	s.mu.Lock()
-	m := s.manifests[dep]
-	s.mu.Unlock()
-	if m == nil {
-		if m, err = s.deps.Manifests.Manifest(ctx, dep); err != nil {
-			return "", nil, fmt.Errorf("manifest of %s: %w", dep, err)
-		}
-		s.mu.Lock()
-		if len(s.manifests) > 10_000 {
-			clear(s.manifests)
-		}
-		s.manifests[dep] = m
-		s.mu.Unlock()
+	m, err := s.deps.Manifests.Manifest(ctx, dep)
+	if err != nil {
+		return "", nil, fmt.Errorf("manifest of %s: %w", dep, err)
 	}
 	return dep, m.Schedules, nil
 }

@@ -245,11 +245,12 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			}
 			return addrs, err
 		}}
+		manifests := newManifestReader(b.blobs) // shared: both read the live deployments' manifests
 		sched := schedule.New(schedule.Config{ID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: logger}, schedule.Deps{
-			Projects: svc, Manifests: manifestReader{b.blobs}, Leader: coordinator, Store: b.store, Runner: runner,
+			Projects: svc, Manifests: manifests, Leader: coordinator, Store: b.store, Runner: runner,
 		})
 		queues := queue.New(queue.Config{ID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: logger}, queue.Deps{
-			Projects: svc, Manifests: manifestReader{b.blobs}, Leader: coordinator, Store: b.store, Runner: runner,
+			Projects: svc, Manifests: manifests, Leader: coordinator, Store: b.store, Runner: runner,
 		})
 		wg.Add(2)
 		go func() {
@@ -444,17 +445,40 @@ func openRuntimeEnv(ctx context.Context, blobs blobStore, sealer deploy.Sealer, 
 
 // manifestReader reads deployments' manifests from the object store (the
 // scheduler's schedule.Manifests).
-type manifestReader struct{ blobs blobStore }
+// manifestReader reads deployment manifests from the object store for the
+// scheduler and the queue dispatcher, and keeps them: a manifest never
+// changes once written (a deployment is immutable).
+type manifestReader struct {
+	blobs blobStore
+	mu    sync.Mutex
+	cache map[string]*edge.Manifest // by deployment ID
+}
 
-func (r manifestReader) Manifest(ctx context.Context, deploymentID string) (*edge.Manifest, error) {
+func newManifestReader(b blobStore) *manifestReader {
+	return &manifestReader{blobs: b, cache: map[string]*edge.Manifest{}}
+}
+
+func (r *manifestReader) Manifest(ctx context.Context, deploymentID string) (*edge.Manifest, error) {
+	r.mu.Lock()
+	m := r.cache[deploymentID]
+	r.mu.Unlock()
+	if m != nil {
+		return m, nil
+	}
 	rc, err := r.blobs.Get(ctx, edge.ManifestKey(deploymentID))
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	var m edge.Manifest
-	if err := json.NewDecoder(io.LimitReader(rc, 64<<20)).Decode(&m); err != nil {
+	m = &edge.Manifest{}
+	if err := json.NewDecoder(io.LimitReader(rc, 64<<20)).Decode(m); err != nil {
 		return nil, fmt.Errorf("manifest of %s: %w", deploymentID, err)
 	}
-	return &m, nil
+	r.mu.Lock()
+	if len(r.cache) >= 10_000 {
+		clear(r.cache)
+	}
+	r.cache[deploymentID] = m
+	r.mu.Unlock()
+	return m, nil
 }
