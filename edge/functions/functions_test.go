@@ -287,6 +287,11 @@ func TestSharedGate(t *testing.T) {
 	runaway := make(chan reply, 1)
 	go func() { runaway <- call(t, "POST", base+"/invoke/"+loop, "") }()
 	eventually(t, "the runaway holds the slot", func() bool { return gate.Stats().Running == 1 })
+	// A call's wait at the gate counts against its own time limit, so the
+	// second call is sent half a limit later: when the runaway is stopped
+	// it still has half its time left, however slow the machine is to
+	// terminate the runaway (sent at once, it raced that termination).
+	time.Sleep(750 * time.Millisecond)
 	waits := gate.Stats().Waits
 	queued := make(chan reply, 1)
 	go func() { queued <- call(t, "POST", base+"/invoke/"+quick, `"queued"`) }()
