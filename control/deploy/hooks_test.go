@@ -169,12 +169,28 @@ func TestHooksFireWithContext(t *testing.T) {
 		})
 	}
 	log := e.waitLog(t, d1.ID, "==> hook post-deploy: ok (", "==> hook post-rollback: ok (")
-	for _, want := range []string{"==> hook pre-build: ran code-pre-build\n==> hook pre-build: second line\n",
-		"==> hook post-deploy: ran code-post-deploy\n"} {
-		if !strings.Contains(log, want) {
-			t.Errorf("build log lacks %q:\n%s", want, log)
+	// A pre-build hook runs beside the build, so its lines interleave with
+	// the build's: each hook's own lines must be whole and in order.
+	for _, event := range []string{"pre-build", "post-deploy"} {
+		got := hookLines(log, event)
+		want := []string{"ran code-" + event, "second line"}
+		if len(got) < 2 || got[0] != want[0] || got[1] != want[1] {
+			t.Errorf("%s hook lines = %q, want %q first:\n%s", event, got, want, log)
 		}
 	}
+}
+
+// hookLines returns the lines event's hook wrote into a build log, without
+// their "==> hook <event>: " prefix.
+func hookLines(log, event string) []string {
+	prefix := "==> hook " + event + ": "
+	var lines []string
+	for _, l := range strings.Split(log, "\n") {
+		if rest, ok := strings.CutPrefix(l, prefix); ok {
+			lines = append(lines, rest)
+		}
+	}
+	return lines
 }
 
 // TestHooksNeverBlockOrFail: a hook that hangs does not hold the build or
