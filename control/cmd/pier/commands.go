@@ -387,7 +387,8 @@ func (l *listFlag) Set(v string) error {
 
 func runEnvSet(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("env set", "Set a variable: pier env set [flags] NAME [VALUE]. Without VALUE (or with -)\n"+
-		"the value is read from standard input (one line; all of it with --multiline).", stderr)
+		"the value is read from standard input (one line; all of it with --multiline).\n"+
+		"A VALUE that starts with - goes after --: pier env set NAME -- -value", stderr)
 	cn := addConn(fs)
 	project := fs.String("project", "", "project (PIER_PROJECT; default: pier.json)")
 	scope := fs.String("scope", "", "build, runtime or both (default both)")

@@ -67,28 +67,6 @@ Run 'pier domains <command> -h' for its flags.
 	return errUsage
 }
 
-// parseAround parses flags given before or after the positional arguments
-// (pier domains add www.example.com --project shop), then fills the flags
-// not given from PIER_* like parseN.
-func parseAround(fs *flag.FlagSet, args []string, n int) error {
-	var pos []string
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return err
-			}
-			return errUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	return parseN(fs, pos, n)
-}
-
 // domainCommand parses a command that takes one DOMAIN and returns the
 // project, the domain and a client.
 func domainCommand(fs *flag.FlagSet, stderr io.Writer, project string, c conn) (string, string, *apiClient, error) {
@@ -150,7 +128,7 @@ func runDomainsAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cn := addConn(fs)
 	project := fs.String("project", "", "project (PIER_PROJECT; default: pier.json)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	if err := parseAround(fs, args, 1); err != nil {
+	if err := parseN(fs, args, 1); err != nil {
 		return err
 	}
 	p, domain, c, err := domainCommand(fs, stderr, *project, cn)
@@ -179,7 +157,7 @@ func runDomainsList(ctx context.Context, args []string, stdout, stderr io.Writer
 	cn := addConn(fs)
 	project := fs.String("project", "", "project (PIER_PROJECT; default: pier.json)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	if err := parseAround(fs, args, 0); err != nil {
+	if err := parseN(fs, args, 0); err != nil {
 		return err
 	}
 	p, c, err := cn.forProject(*project)
@@ -228,7 +206,7 @@ func runDomainsVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 		"is printed and nothing changes.", stderr)
 	cn := addConn(fs)
 	project := fs.String("project", "", "project (PIER_PROJECT; default: pier.json)")
-	if err := parseAround(fs, args, 1); err != nil {
+	if err := parseN(fs, args, 1); err != nil {
 		return err
 	}
 	p, domain, c, err := domainCommand(fs, stderr, *project, cn)
@@ -251,7 +229,7 @@ func runDomainsRm(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlagSet("domains rm", "Remove a custom domain: pier domains rm [flags] DOMAIN. The edges stop serving it.", stderr)
 	cn := addConn(fs)
 	project := fs.String("project", "", "project (PIER_PROJECT; default: pier.json)")
-	if err := parseAround(fs, args, 1); err != nil {
+	if err := parseN(fs, args, 1); err != nil {
 		return err
 	}
 	p, domain, c, err := domainCommand(fs, stderr, *project, cn)

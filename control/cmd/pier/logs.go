@@ -32,7 +32,7 @@ func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	text := fs.String("q", "", "runtime logs: only messages containing this text")
 	limit := fs.Int("limit", 100, "runtime logs: at most this many (the newest)")
 	// Flags may follow the deployment ID.
-	if err := parseAround(fs, args, 1); err != nil {
+	if err := parseN(fs, args, 1); err != nil {
 		return err
 	}
 	pos := fs.Args()

@@ -144,12 +144,29 @@ func parse(fs *flag.FlagSet, args []string) error { return parseN(fs, args, 0) }
 
 // parseN is parse for commands that take up to n positional arguments.
 func parseN(fs *flag.FlagSet, args []string, n int) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	// Flags may come before, between or after the positional arguments
+	// (pier domains add www.example.com --project shop); after "--" every
+	// argument is positional (pier env set NAME -- -value).
+	var pos []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return errUsage
 		}
-		return errUsage
+		left := fs.Args()
+		if len(left) == 0 {
+			break
+		}
+		if used := len(rest) - len(left); used > 0 && rest[used-1] == "--" {
+			pos = append(pos, left...)
+			break
+		}
+		pos = append(pos, left[0])
+		rest = left[1:]
 	}
+	_ = fs.Parse(append([]string{"--"}, pos...)) // only sets fs.Args
 	if fs.NArg() > n {
 		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(n))
 		fs.Usage()
