@@ -20,8 +20,11 @@ if ((${#need[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-go mod download
+# Pier's own modules download beside the tool builds (network against CPU).
+go mod download &
+mods=$!
 # The real servers the integration tests run (Consul, Nomad, Vault, MinIO),
 # built once from their Go modules into ~/.cache/pier/tools: about 20 minutes
 # on a fresh 2-core machine, seconds afterwards.
 bash tests/tools/build.sh >/dev/null
+wait "$mods"

@@ -26,15 +26,36 @@ tools=(
 )
 
 want=("$@")
+selected() { # name kind
+  if ((${#want[@]})); then
+    [[ " ${want[*]} " == *" $1 "* ]]
+  else
+    [ "$2" != optional ]
+  fi
+}
+
+# Fetch the modules of every tool still to build at once, in the
+# background: fetching is network-bound, so it overlaps the compiles below
+# (each compile waits only for its own tool's fetch). A failed fetch is not
+# fatal here; the build then fetches again and reports the error.
+declare -A fetch
 for spec in "${tools[@]}"; do
   read -r name version pkg nosum kind <<<"$spec"
-  if ((${#want[@]})); then
-    [[ " ${want[*]} " == *" $name "* ]] || continue
-  elif [ "$kind" = optional ]; then
-    continue
-  fi
+  selected "$name" "$kind" || continue
+  [ -x "$bin/$name-$version" ] && continue
+  (
+    cd "$here/$name"
+    GONOSUMDB="${nosum#-}" GOFLAGS="-mod=mod -buildvcs=false" go list -deps "$pkg" >/dev/null 2>&1
+  ) &
+  fetch[$name]=$!
+done
+
+for spec in "${tools[@]}"; do
+  read -r name version pkg nosum kind <<<"$spec"
+  selected "$name" "$kind" || continue
   out="$bin/$name-$version"
   if [ -x "$out" ]; then continue; fi
+  [ -z "${fetch[$name]:-}" ] || wait "${fetch[$name]}" || true
   # One build per tool at a time, across processes (parallel test packages).
   exec 9>"$out.lock"
   flock 9
@@ -43,8 +64,7 @@ for spec in "${tools[@]}"; do
   start=$SECONDS
   (
     cd "$here/$name"
-    [ "$nosum" = "-" ] || export GONOSUMDB="$nosum"
-    GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath -ldflags "-s -w" -o "$out.tmp" "$pkg"
+    GONOSUMDB="${nosum#-}" GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath -ldflags "-s -w" -o "$out.tmp" "$pkg"
   )
   mv "$out.tmp" "$out"
   exec 9>&-
