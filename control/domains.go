@@ -43,4 +43,8 @@ type DomainStore interface {
 	// DeleteDomain removes the project's domain; an unknown one wraps
 	// ErrNotFound.
 	DeleteDomain(ctx context.Context, projectID, name string) error
+	// DeleteStaleDomain removes name if it is still pending and was
+	// created before the given time (a claim nobody verified), reporting
+	// whether it did; a verified or newer claim is left alone.
+	DeleteStaleDomain(ctx context.Context, name string, before time.Time) (bool, error)
 }

@@ -78,6 +78,9 @@ type Domains struct {
 	CNAMETarget string `hcl:"cname_target,optional"`
 	// EdgeAddresses are the edges' public IPs, for A/AAAA records.
 	EdgeAddresses []string `hcl:"edge_addresses,optional"`
+	// PendingTTL is how long an unverified claim keeps a domain from
+	// other projects (a duration like 168h, the default).
+	PendingTTL string `hcl:"pending_ttl,optional"`
 }
 
 // Control is the control role.
@@ -318,6 +321,8 @@ type Runtime struct {
 	Edge               Edge
 	TLS                TLS
 	Domains            Domains
+	// DomainPendingTTL is domains.pending_ttl parsed (0 = the default).
+	DomainPendingTTL time.Duration
 
 	// Nil means the embedded twin.
 	Postgres *Postgres
@@ -466,6 +471,13 @@ func (c *Config) Runtime() (*Runtime, error) {
 	}
 	if c.Domains != nil {
 		r.Domains = *c.Domains
+	}
+	if v := r.Domains.PendingTTL; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			bad("domains.pending_ttl: %q is not a duration like 168h", v)
+		}
+		r.DomainPendingTTL = d
 	}
 	for i, a := range r.Domains.EdgeAddresses {
 		r.Domains.EdgeAddresses[i] = strings.TrimSpace(a)

@@ -34,6 +34,7 @@ tls {
 domains {
   cname_target   = "edge.pier.example.com"
   edge_addresses = ["203.0.113.10", "2001:db8::10"]
+  pending_ttl    = "72h"
 }
 `)
 	c, err = Load(path, env(map[string]string{"PIER_DNS_RESOLVER": "10.0.0.2:53", "PIER_ACME_CA_ROOT": "/etc/pier/ca.pem"}))
@@ -52,6 +53,7 @@ domains {
 		{"wildcard", rt.TLS.WildcardCert + " " + rt.TLS.WildcardKey, "/etc/pier/wild.crt /etc/pier/wild.key"},
 		{"resolver from env", rt.Domains.Resolver, "10.0.0.2:53"},
 		{"cname target", rt.Domains.CNAMETarget, "edge.pier.example.com"},
+		{"pending ttl", rt.DomainPendingTTL.String(), "72h0m0s"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -78,6 +80,7 @@ func TestTLSInvalid(t *testing.T) {
 		{"acme ca not https", `tls { acme_ca = "http://ca/dir" }`, "tls.acme_ca"},
 		{"wildcard cert alone", `tls { wildcard_cert = "/c.pem" }`, "go together"},
 		{"edge address", `domains { edge_addresses = ["edge.example.com"] }`, "not an IP address"},
+		{"pending ttl", `domains { pending_ttl = "a week" }`, "domains.pending_ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

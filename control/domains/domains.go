@@ -30,6 +30,9 @@ import (
 	"github.com/pierhq/pier/control"
 )
 
+// DefaultPendingTTL is how long an unverified claim holds a domain.
+const DefaultPendingTTL = 7 * 24 * time.Hour
+
 // ChallengePrefix is the label the TXT challenge lives under:
 // _pier-challenge.<domain>.
 const ChallengePrefix = "_pier-challenge."
@@ -50,6 +53,13 @@ type Config struct {
 	EdgeAddrs []string
 	// Timeout bounds each DNS query; default 5s.
 	Timeout time.Duration
+	// PendingTTL is how long a claim may stay unverified and still keep
+	// the domain from other projects; default 7 days. An older pending
+	// claim lapses when another project adds the domain, so nobody can
+	// hold a name they cannot verify.
+	PendingTTL time.Duration
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
 	Logger  *slog.Logger
 }
 
@@ -93,6 +103,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.PendingTTL <= 0 {
+		cfg.PendingTTL = DefaultPendingTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	cfg.BaseDomain = normalize(cfg.BaseDomain)
 	cfg.CNAMETarget = normalize(cfg.CNAMETarget)
@@ -145,8 +161,21 @@ func (s *Service) Add(ctx context.Context, project, name string) (*control.Domai
 	if err != nil {
 		return nil, err
 	}
-	d := &control.Domain{Name: name, ProjectID: p.ID, Token: newToken(), State: control.DomainPending}
-	if err := s.deps.Store.CreateDomain(ctx, d); err != nil {
+	d := &control.Domain{Name: name, ProjectID: p.ID, Token: newToken(), State: control.DomainPending, CreatedAt: s.cfg.Now()}
+	err = s.deps.Store.CreateDomain(ctx, d)
+	if errors.Is(err, control.ErrConflict) {
+		// Another project's claim that nobody verified within PendingTTL
+		// lapses now (only if it is still pending and that old), once.
+		lapsed, lerr := s.deps.Store.DeleteStaleDomain(ctx, name, s.cfg.Now().Add(-s.cfg.PendingTTL))
+		if lerr != nil {
+			return nil, lerr
+		}
+		if lapsed {
+			s.log.Info("domain claim lapsed: unverified too long", "host", name, "pending_ttl", s.cfg.PendingTTL)
+			err = s.deps.Store.CreateDomain(ctx, d)
+		}
+	}
+	if err != nil {
 		if errors.Is(err, control.ErrConflict) {
 			return nil, s.claimError(ctx, p.ID, name, err)
 		}
@@ -167,7 +196,9 @@ func (s *Service) claimError(ctx context.Context, projectID, name string, cause 
 	case d.State == control.DomainVerified:
 		return &ClaimError{Code: "domain_taken", Message: fmt.Sprintf("domain %s is verified by another project and cannot be taken over; its owner must remove it first", name)}
 	default:
-		return &ClaimError{Code: "domain_claimed", Message: fmt.Sprintf("domain %s is claimed by another project (pending verification)", name)}
+		return &ClaimError{Code: "domain_claimed", Message: fmt.Sprintf("domain %s is claimed by another project (pending verification); "+
+			"an unverified claim lapses %s after it was made (at %s)", name, durationWords(s.cfg.PendingTTL),
+			d.CreatedAt.Add(s.cfg.PendingTTL).UTC().Format(time.RFC3339))}
 	}
 }
 
@@ -385,4 +416,15 @@ func (s *Service) Records(d *control.Domain, projectName string) []Record {
 		out = append(out, Record{Type: typ, Name: d.Name, Value: ip})
 	}
 	return out
+}
+
+// durationWords says d in days or hours when it is a whole number of them.
+func durationWords(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	}
+	return d.String()
 }

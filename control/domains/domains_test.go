@@ -48,6 +48,7 @@ type fixture struct {
 	dns   *testenv.DNSServer
 	store control.Store
 	pub   *published
+	now   time.Time // the service's clock
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -64,14 +65,16 @@ func newFixture(t *testing.T) *fixture {
 	}
 	srv := testenv.DNS(t)
 	pub := &published{m: map[string]string{}}
-	svc, err := domains.New(domains.Config{
+	f := &fixture{dns: srv, store: store, pub: pub, now: time.Now()}
+	f.svc, err = domains.New(domains.Config{
 		Resolver: srv.Addr, BaseDomain: "pier.test", CNAMETarget: "edge.pier.test",
 		EdgeAddrs: []string{"192.0.2.10", "192.0.2.11", "2001:db8::10"},
+		Now:       func() time.Time { return f.now },
 	}, domains.Deps{Store: store, Projects: store, Publisher: pub})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, dns: srv, store: store, pub: pub}
+	return f
 }
 
 // TestVerify: each way a domain's DNS can be set, and what verification
@@ -314,5 +317,45 @@ func TestSync(t *testing.T) {
 	}
 	if got, _ := f.pub.PublishedDomains(ctx); len(got) != 0 {
 		t.Errorf("a deleted project's domain still published: %v", got)
+	}
+}
+
+// TestPendingClaimLapses: a claim nobody verifies holds the domain for
+// PendingTTL; after that another project may add it, and the first one's
+// token no longer verifies anything. A verified domain never lapses.
+func TestPendingClaimLapses(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	squat, err := f.svc.Add(ctx, "shop", "www.customer.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(domains.DefaultPendingTTL - time.Minute)
+	_, err = f.svc.Add(ctx, "blog", "www.customer.test")
+	var ce *domains.ClaimError
+	if !errors.As(err, &ce) || ce.Code != "domain_claimed" || !strings.Contains(ce.Message, "lapses 7 days after") {
+		t.Fatalf("Add before the claim lapsed = %v, want domain_claimed saying when it lapses", err)
+	}
+	f.now = f.now.Add(2 * time.Minute)
+	d, err := f.svc.Add(ctx, "blog", "www.customer.test")
+	if err != nil {
+		t.Fatalf("Add after the claim lapsed: %v", err)
+	}
+	if d.ProjectID == squat.ProjectID || d.Token == squat.Token {
+		t.Errorf("the new claim %+v kept the old one's project or token", d)
+	}
+	if _, _, err := f.svc.Domain(ctx, "shop", "www.customer.test"); !errors.Is(err, control.ErrNotFound) {
+		t.Errorf("the lapsed claim is still shop's: %v", err)
+	}
+
+	// Verified: never lapses.
+	f.dns.SetTXT("_pier-challenge.www.customer.test", d.Token)
+	f.dns.SetCNAME("www.customer.test", "edge.pier.test")
+	if _, err := f.svc.Verify(ctx, "blog", "www.customer.test"); err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(365 * 24 * time.Hour)
+	if _, err := f.svc.Add(ctx, "shop", "www.customer.test"); !errors.As(err, &ce) || ce.Code != "domain_taken" {
+		t.Errorf("Add of a verified domain a year on = %v, want domain_taken", err)
 	}
 }

@@ -49,7 +49,7 @@ func (p domainPublisher) PublishedDomains(ctx context.Context) ([]string, error)
 func newDomains(rt *config.Runtime, store control.Store, c *coord.Coordinator, logger *slog.Logger) (*domains.Service, error) {
 	svc, err := domains.New(domains.Config{
 		Resolver: rt.Domains.Resolver, BaseDomain: rt.Control.BaseDomain, CNAMETarget: rt.Domains.CNAMETarget,
-		EdgeAddrs: rt.Domains.EdgeAddresses, Logger: logger,
+		EdgeAddrs: rt.Domains.EdgeAddresses, PendingTTL: rt.DomainPendingTTL, Logger: logger,
 	}, domains.Deps{Store: store, Projects: store, Publisher: domainPublisher{c}})
 	if err != nil {
 		return nil, err

@@ -98,6 +98,15 @@ func (s *Store) MarkDomainVerified(ctx context.Context, projectID, name string, 
 }
 
 // DeleteDomain removes a project's domain.
+func (s *Store) DeleteStaleDomain(ctx context.Context, name string, before time.Time) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM domains WHERE name = $1 AND state = $2 AND created_at < $3`,
+		name, string(control.DomainPending), before.UTC())
+	if err != nil {
+		return false, fmt.Errorf("delete stale domain: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
 func (s *Store) DeleteDomain(ctx context.Context, projectID, name string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM domains WHERE project_id = $1 AND name = $2`, projectID, name)
 	if err != nil {

@@ -95,6 +95,19 @@ func (s *Store) MarkDomainVerified(ctx context.Context, projectID, name string, 
 }
 
 // DeleteDomain removes a project's domain.
+func (s *Store) DeleteStaleDomain(ctx context.Context, name string, before time.Time) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM domains WHERE name = ? AND state = ? AND created_at < ?`,
+		name, string(control.DomainPending), formatTime(before))
+	if err != nil {
+		return false, fmt.Errorf("delete stale domain: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("delete stale domain: %w", err)
+	}
+	return n > 0, nil
+}
+
 func (s *Store) DeleteDomain(ctx context.Context, projectID, name string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM domains WHERE project_id = ? AND name = ?`, projectID, name)
 	if err != nil {

@@ -108,6 +108,31 @@ func testDomains(t *testing.T, open func(t *testing.T) control.Store) {
 		t.Errorf("CreateDomain(freed name) = %v", err)
 	}
 
+	// A pending claim older than the cut-off goes; a newer one and a
+	// verified one stay.
+	stale := &control.Domain{Name: "old.example.test", ProjectID: q.ID, Token: "tok-5", State: control.DomainPending, CreatedAt: base.Add(-time.Hour)}
+	if err := s.CreateDomain(ctx, stale); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := s.DeleteStaleDomain(ctx, "old.example.test", base.Add(-2*time.Hour)); err != nil || gone {
+		t.Errorf("DeleteStaleDomain(newer than the cut-off) = %v, %v; want false", gone, err)
+	}
+	if gone, err := s.DeleteStaleDomain(ctx, "old.example.test", base); err != nil || !gone {
+		t.Errorf("DeleteStaleDomain(older than the cut-off) = %v, %v; want true", gone, err)
+	}
+	if _, err := s.GetDomain(ctx, "old.example.test"); !errors.Is(err, control.ErrNotFound) {
+		t.Errorf("GetDomain(deleted stale claim) = %v, want ErrNotFound", err)
+	}
+	if err := s.MarkDomainVerified(ctx, q.ID, "www.example.test", base); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := s.DeleteStaleDomain(ctx, "www.example.test", time.Now().Add(time.Hour)); err != nil || gone {
+		t.Errorf("DeleteStaleDomain(verified) = %v, %v; want false", gone, err)
+	}
+	if gone, err := s.DeleteStaleDomain(ctx, "nope.example.test", time.Now()); err != nil || gone {
+		t.Errorf("DeleteStaleDomain(unknown) = %v, %v; want false, nil", gone, err)
+	}
+
 	// Domains go with their project.
 	if err := s.DeleteProject(ctx, q.ID); err != nil {
 		t.Fatal(err)
