@@ -59,8 +59,8 @@ type Config struct {
 	// hold a name they cannot verify.
 	PendingTTL time.Duration
 	// Now is the clock (tests); default time.Now.
-	Now func() time.Time
-	Logger  *slog.Logger
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Projects finds projects by ID or name.
