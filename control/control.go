@@ -324,6 +324,9 @@ type Store interface {
 	// ForgetDelivery removes a recorded delivery (it could not be acted
 	// on, so a redelivery should be).
 	ForgetDelivery(ctx context.Context, projectID, deliveryID string) error
+	// PruneDeliveries removes the deliveries received before the given
+	// time and returns how many went.
+	PruneDeliveries(ctx context.Context, before time.Time) (int64, error)
 
 	CreateToken(ctx context.Context, t *Token) error
 	// TokenByHash finds a token by the hex sha256 of its secret.

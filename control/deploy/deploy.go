@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pierhq/pier/control"
@@ -120,13 +121,16 @@ type Config struct {
 	HookTimeout time.Duration
 	// MaxHooks bounds the hooks running at once; default 4.
 	MaxHooks int
-	Logger   *slog.Logger
+	// DeliveryRetention is how long a webhook delivery ID is remembered
+	// to refuse its replay; default 30 days (GitHub redelivers for 3).
+	DeliveryRetention time.Duration
+	Logger            *slog.Logger
 }
 
 // DefaultConfig returns production defaults.
 func DefaultConfig() Config {
 	return Config{BuildTimeout: 15 * time.Minute, Workers: 1, PollInterval: 500 * time.Millisecond, MaxAttempts: 2,
-		HookTimeout: 10 * time.Second, MaxHooks: 4}
+		HookTimeout: 10 * time.Second, MaxHooks: 4, DeliveryRetention: 30 * 24 * time.Hour}
 }
 
 // Deps are the ports the service calls. Store, Dispatcher, Router and
@@ -165,6 +169,10 @@ type Service struct {
 	hookWG       sync.WaitGroup
 	hookMu       sync.Mutex
 	hooksStopped bool
+
+	// lastPrune is when RecordDelivery last pruned old deliveries (unix
+	// nanoseconds).
+	lastPrune atomic.Int64
 }
 
 // New returns a Service. It starts nothing; Run starts the workers.
@@ -202,6 +210,9 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	if cfg.HookTimeout <= 0 {
 		cfg.HookTimeout = def.HookTimeout
+	}
+	if cfg.DeliveryRetention <= 0 {
+		cfg.DeliveryRetention = def.DeliveryRetention
 	}
 	if cfg.MaxHooks <= 0 {
 		cfg.MaxHooks = def.MaxHooks

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/pierhq/pier/control"
 )
@@ -107,7 +108,31 @@ func (s *Service) RecordDelivery(ctx context.Context, projectID, deliveryID, eve
 	if deliveryID == "" || len(deliveryID) > 100 {
 		return control.Invalid("X-GitHub-Delivery", "is missing or too long")
 	}
-	return s.deps.Store.RecordDelivery(ctx, projectID, deliveryID, event)
+	if err := s.deps.Store.RecordDelivery(ctx, projectID, deliveryID, event); err != nil {
+		return err
+	}
+	s.pruneDeliveries(ctx)
+	return nil
+}
+
+// pruneDeliveries forgets the deliveries older than DeliveryRetention, at
+// most once an hour (or a tenth of the retention, if shorter), as
+// deliveries arrive. A failure is logged: the delivery itself is recorded.
+func (s *Service) pruneDeliveries(ctx context.Context) {
+	now := time.Now()
+	every := min(time.Hour, s.cfg.DeliveryRetention/10)
+	last := s.lastPrune.Load()
+	if now.UnixNano()-last < int64(every) || !s.lastPrune.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	n, err := s.deps.Store.PruneDeliveries(ctx, now.Add(-s.cfg.DeliveryRetention))
+	if err != nil {
+		s.log.Warn("prune webhook deliveries", "err", err)
+		return
+	}
+	if n > 0 {
+		s.log.Info("pruned webhook deliveries", "count", n, "older_than", s.cfg.DeliveryRetention)
+	}
 }
 
 // ForgetDelivery drops a recorded delivery that could not be acted on, so

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -513,5 +514,30 @@ func TestUploadDeployment(t *testing.T) {
 		if _, err := e.svc.MissingBlobs(ctx, p.ID, f); !errors.As(err, &ve) {
 			t.Errorf("MissingBlobs(%v) = %v, want a validation error", f, err)
 		}
+	}
+}
+
+// TestDeliveriesPruned: a delivery is refused as a replay while it is
+// remembered, and forgotten once older than DeliveryRetention, so the
+// table does not grow forever.
+func TestDeliveriesPruned(t *testing.T) {
+	e := newEnvCfg(t, nil, nil, func(c *deploy.Config) { c.DeliveryRetention = 50 * time.Millisecond })
+	ctx := t.Context()
+	p := &control.Project{Name: "site", RepoURL: "https://git.example.test/site.git", Branch: "main"}
+	if err := e.store.CreateProject(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.RecordDelivery(ctx, p.ID, "d-1", "push"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.RecordDelivery(ctx, p.ID, "d-1", "push"); !errors.Is(err, control.ErrConflict) {
+		t.Fatalf("replay = %v, want ErrConflict", err)
+	}
+	time.Sleep(60 * time.Millisecond) // past the retention and the prune interval (a tenth of it)
+	if err := e.svc.RecordDelivery(ctx, p.ID, "d-2", "push"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.RecordDelivery(ctx, p.ID, "d-1", "push"); err != nil {
+		t.Errorf("d-1 after the retention = %v, want it forgotten", err)
 	}
 }

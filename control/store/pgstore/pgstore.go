@@ -645,6 +645,15 @@ func (s *Store) ForgetDelivery(ctx context.Context, projectID, deliveryID string
 	return nil
 }
 
+// PruneDeliveries removes the deliveries received before before.
+func (s *Store) PruneDeliveries(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM webhook_deliveries WHERE received_at < $1`, before.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("prune deliveries: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // ---- tokens ----
 
 func (s *Store) CreateToken(ctx context.Context, t *control.Token) error {

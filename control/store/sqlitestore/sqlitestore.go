@@ -693,6 +693,19 @@ func (s *Store) ForgetDelivery(ctx context.Context, projectID, deliveryID string
 	return nil
 }
 
+// PruneDeliveries removes the deliveries received before before.
+func (s *Store) PruneDeliveries(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE received_at < ?`, formatTime(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune deliveries: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune deliveries: %w", err)
+	}
+	return n, nil
+}
+
 // ---- tokens ----
 
 func (s *Store) CreateToken(ctx context.Context, t *control.Token) error {

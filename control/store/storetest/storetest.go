@@ -36,7 +36,8 @@
 //     their project.
 //   - The data store (DataSet/Get/Delete/List): see testData.
 //   - RecordDelivery wraps ErrConflict for a (project, delivery) seen
-//     before; ForgetDelivery lets it be recorded again.
+//     before; ForgetDelivery lets it be recorded again, and so does
+//     PruneDeliveries once it is older than the cut-off.
 //
 // It is a test-support package: it imports control and go-cmp, and only
 // _test files import it.
@@ -995,6 +996,16 @@ func testDeliveries(t *testing.T, open func(t *testing.T) control.Store) {
 	}
 	if err := s.RecordDelivery(ctx, p.ID, id, "push"); err != nil {
 		t.Errorf("after ForgetDelivery: %v, want nil", err)
+	}
+	// Pruning: nothing received an hour ago; everything before an hour on.
+	if n, err := s.PruneDeliveries(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Errorf("PruneDeliveries(an hour ago) = %d, %v; want 0", n, err)
+	}
+	if n, err := s.PruneDeliveries(ctx, time.Now().Add(time.Hour)); err != nil || n != 2 {
+		t.Errorf("PruneDeliveries(an hour on) = %d, %v; want 2", n, err)
+	}
+	if err := s.RecordDelivery(ctx, p.ID, id, "push"); err != nil {
+		t.Errorf("after PruneDeliveries: %v, want nil", err)
 	}
 }
 
