@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
@@ -55,7 +56,12 @@ type Config struct {
 	// solvers then never try to bind them themselves, and HTTP→HTTPS
 	// redirects name the HTTPS port when it is not 443.
 	HTTPAddr, HTTPSAddr string
-	Logger              *slog.Logger
+	// RenewCheckInterval is how often the background maintenance looks
+	// for certificates to renew; default certmagic's 10 minutes. A
+	// certificate is renewed once a third of its lifetime is left, or
+	// earlier when the CA's renewal information (ARI) says so.
+	RenewCheckInterval time.Duration
+	Logger             *slog.Logger
 }
 
 // Hosts reports which names may get a certificate: the verified custom
@@ -109,8 +115,9 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 	zl := zap.New(newZapCore(m.log))
 	var magic *certmagic.Config
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
-		Logger:           zl,
+		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
+		RenewCheckInterval: cfg.RenewCheckInterval,
+		Logger:             zl,
 	})
 	magic = certmagic.New(m.cache, certmagic.Config{
 		Storage: deps.Storage,

@@ -65,47 +65,9 @@ func handshake(addr, name string, roots *x509.CertPool) (*x509.Certificate, erro
 // is not verified gets none; the operator's wildcard certificate is served
 // for the names it covers without any ACME order.
 func TestTwoEdgesOneIssuance(t *testing.T) {
-	dns := testenv.DNS(t)
-	dns.SetDefaultA("127.0.0.1")
-	// Each edge's HTTP and HTTPS listeners, bound before pebble picks its
-	// own ports.
-	var lns []net.Listener
-	var ports []int
-	for range 4 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
-	peb := testenv.StartPebble(t, dns.Addr, ports[0], ports[1])
-	caPEM, _ := os.ReadFile(peb.CAFile)
-	caPool := x509.NewCertPool()
-	caPool.AppendCertsFromPEM(caPEM)
-
-	kv, err := raftkv.Open(raftkv.Config{Dir: t.TempDir(), Logger: coordtest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { kv.Close() })
 	hosts := verified{"www.shared.test": true}
-	wildCert, wildKey := testenv.WriteSelfSigned(t, "*.pier.test")
-
-	var edges []*edge
-	for i := range 2 {
-		m, err := certs.New(certs.Config{CA: peb.DirectoryURL, CARoots: caPool, HTTPAddr: addr(2 * i), HTTPSAddr: addr(2*i + 1),
-			WildcardCert: wildCert, WildcardKey: wildKey, Logger: coordtest.Logger(t).With("edge", i)},
-			certs.Deps{Storage: certs.NewKVStorage(kv), Hosts: hosts})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(m.Close)
-		edges = append(edges, startEdge(t, m, lns[2*i], lns[2*i+1]))
-	}
-
-	roots := peb.Roots(t)
+	c := startCluster(t, hosts, testenv.PebbleOptions{}, 0)
+	edges, roots, addr, ports, wildCert := c.edges, c.roots, c.addr, c.ports, c.wildCert
 	leaves := make([]*x509.Certificate, 2)
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
@@ -158,6 +120,109 @@ func TestTwoEdgesOneIssuance(t *testing.T) {
 			t.Errorf("http %s: %d %q, want %d %q", tt.host, resp.StatusCode, resp.Header.Get("Location"), tt.status, tt.want)
 		}
 	}
+}
+
+// cluster is two edges sharing one KV storage, with pebble validating
+// challenges on the first edge's ports.
+type cluster struct {
+	edges    []*edge
+	roots    *x509.CertPool // pebble's issuing root
+	ports    []int          // edge i: HTTP ports[2i], HTTPS ports[2i+1]
+	wildCert string         // the operator's *.pier.test certificate
+}
+
+func (c *cluster) addr(i int) string { return fmt.Sprintf("127.0.0.1:%d", c.ports[i]) }
+
+func startCluster(t *testing.T, hosts verified, o testenv.PebbleOptions, renewCheck time.Duration) *cluster {
+	t.Helper()
+	dns := testenv.DNS(t)
+	dns.SetDefaultA("127.0.0.1")
+	// Each edge's HTTP and HTTPS listeners, bound before pebble picks its
+	// own ports.
+	var lns []net.Listener
+	var ports []int
+	for range 4 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
+	peb := testenv.StartPebbleWith(t, dns.Addr, ports[0], ports[1], o)
+	caPEM, _ := os.ReadFile(peb.CAFile)
+	caPool := x509.NewCertPool()
+	caPool.AppendCertsFromPEM(caPEM)
+
+	kv, err := raftkv.Open(raftkv.Config{Dir: t.TempDir(), Logger: coordtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kv.Close() })
+	wildCert, wildKey := testenv.WriteSelfSigned(t, "*.pier.test")
+
+	var edges []*edge
+	for i := range 2 {
+		m, err := certs.New(certs.Config{CA: peb.DirectoryURL, CARoots: caPool, HTTPAddr: addr(2 * i), HTTPSAddr: addr(2*i + 1),
+			WildcardCert: wildCert, WildcardKey: wildKey, RenewCheckInterval: renewCheck, Logger: coordtest.Logger(t).With("edge", i)},
+			certs.Deps{Storage: certs.NewKVStorage(kv), Hosts: hosts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		edges = append(edges, startEdge(t, m, lns[2*i], lns[2*i+1]))
+	}
+	return &cluster{edges: edges, roots: peb.Roots(t), ports: ports, wildCert: wildCert}
+}
+
+// TestRenewal: a certificate is renewed before it expires, by one edge
+// under the storage lock, and the other edge then serves the renewed one
+// from the shared storage. Pebble issues 15-second certificates here and
+// the edges check for renewals every second (in production: 90-day
+// certificates, checked every 10 minutes).
+func TestRenewal(t *testing.T) {
+	const validity = 15 * time.Second
+	c := startCluster(t, verified{"www.renew.test": true}, testenv.PebbleOptions{Validity: validity}, time.Second)
+	first, err := handshake(c.edges[0].httpsAddr, "www.renew.test", c.roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf, err := handshake(c.edges[1].httpsAddr, "www.renew.test", c.roots); err != nil || leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Fatalf("edge 1 before the renewal: %v (serial %v), want the first certificate", err, leaf)
+	}
+	if life := first.NotAfter.Sub(first.NotBefore); life > validity+time.Second {
+		t.Fatalf("pebble issued a %s certificate, want %s", life, validity)
+	}
+	var renewed *x509.Certificate
+	testenv.WaitFor(t, 2*validity, "edge 0 serving a renewed certificate", func() bool {
+		leaf, err := handshake(c.edges[0].httpsAddr, "www.renew.test", c.roots)
+		if err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			renewed = leaf
+			return true
+		}
+		time.Sleep(250 * time.Millisecond)
+		return false
+	})
+	if !renewed.NotAfter.After(first.NotAfter) {
+		t.Errorf("renewed certificate expires %s, not after the first's %s", renewed.NotAfter, first.NotAfter)
+	}
+	if left := first.NotAfter.Sub(time.Now()); left <= 0 {
+		t.Logf("note: renewed %s after the first certificate expired (a slow machine)", -left)
+	} else {
+		t.Logf("renewed with %s of the first certificate's %s left", left.Round(time.Second), validity)
+	}
+	testenv.WaitFor(t, 2*validity, "edge 1 serving the renewed certificate", func() bool {
+		leaf, err := handshake(c.edges[1].httpsAddr, "www.renew.test", c.roots)
+		if err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			if leaf.SerialNumber.Cmp(renewed.SerialNumber) != 0 && leaf.NotAfter.Before(renewed.NotAfter.Add(validity/2)) {
+				t.Errorf("edge 1 renewed again (serial %s) instead of loading edge 0's (%s)", leaf.SerialNumber, renewed.SerialNumber)
+			}
+			return true
+		}
+		time.Sleep(250 * time.Millisecond)
+		return false
+	})
 }
 
 // TestNewErrors: bad wildcard files are refused at start.

@@ -43,6 +43,20 @@ type Pebble struct {
 // test is skipped (failed under PIER_REQUIRE_SERVERS=1).
 func StartPebble(t testing.TB, dnsAddr string, httpPort, tlsPort int) *Pebble {
 	t.Helper()
+	return StartPebbleWith(t, dnsAddr, httpPort, tlsPort, PebbleOptions{})
+}
+
+// PebbleOptions are StartPebbleWith's settings beyond the ports.
+type PebbleOptions struct {
+	// Validity is the lifetime of the certificates pebble issues, whole
+	// seconds (pebble's certificateValidityPeriod); 0 = pebble's default
+	// (5 years). A short one lets a test see renewals.
+	Validity time.Duration
+}
+
+// StartPebbleWith is StartPebble with options.
+func StartPebbleWith(t testing.TB, dnsAddr string, httpPort, tlsPort int, o PebbleOptions) *Pebble {
+	t.Helper()
 	bin, err := exec.LookPath("pebble")
 	if err != nil {
 		Unavailable(t, "pebble not installed (apt-get install pebble)")
@@ -68,6 +82,9 @@ func StartPebble(t testing.TB, dnsAddr string, httpPort, tlsPort int) *Pebble {
 		"httpPort": httpPort, "tlsPort": tlsPort,
 		"ocspResponderURL": "", "externalAccountBindingRequired": false,
 	}}
+	if o.Validity > 0 {
+		cfg["pebble"].(map[string]any)["certificateValidityPeriod"] = int(o.Validity / time.Second)
+	}
 	raw, _ := json.Marshal(cfg)
 	cfgFile := filepath.Join(dir, "pebble-config.json")
 	if err := os.WriteFile(cfgFile, raw, 0o600); err != nil {
