@@ -40,8 +40,10 @@ type Tokens interface {
 // Config is the API's settings.
 type Config struct {
 	// BaseDomain is the edges' domain: projects are served at
-	// <name>.<BaseDomain>, deployments at <id>.<name>.<BaseDomain>.
+	// <name>.<BaseDomain>, deployments at <id>.<name>.<BaseDomain>, or
+	// <id>--<name>.<BaseDomain> with FlatHosts (edge.HostNames).
 	BaseDomain string
+	FlatHosts  bool
 	// EdgeScheme and EdgePort make the URLs the API reports
 	// ("http", "8080"); an empty port means the scheme's default.
 	EdgeScheme string

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pierhq/pier/control"
 	"github.com/pierhq/pier/control/deploy"
+	"github.com/pierhq/pier/edge"
 )
 
 // Project is the API form of a project.
@@ -31,8 +32,11 @@ type Project struct {
 	GitHubRepo     string `json:"github_repo,omitempty"`
 	// WebhookSecret is shown once: in the answer to the project's creation
 	// (and to a rotation).
-	WebhookSecret    string    `json:"webhook_secret,omitempty"`
-	URL              string    `json:"url"`
+	WebhookSecret string `json:"webhook_secret,omitempty"`
+	URL           string `json:"url"`
+	// FlatHosts: the project's other hosts are <label>--<name>.<base>
+	// rather than <label>.<name>.<base> (edge.HostNames).
+	FlatHosts        bool      `json:"flat_hosts,omitempty"`
 	ActiveDeployment string    `json:"active_deployment_id,omitempty"`
 	CreatedAt        time.Time `json:"created_at"`
 }
@@ -63,6 +67,10 @@ type Deployment struct {
 	FinishedAt  *time.Time    `json:"finished_at,omitempty"`
 }
 
+func (s *Server) hostNames() edge.HostNames {
+	return edge.HostNames{Base: s.cfg.BaseDomain, Flat: s.cfg.FlatHosts}
+}
+
 func (s *Server) url(host string) string {
 	if s.cfg.EdgePort == "" {
 		return s.cfg.EdgeScheme + "://" + host
@@ -74,7 +82,7 @@ func (s *Server) project(p *control.Project, active string) Project {
 	return Project{
 		ID: p.ID, Name: p.Name, RepoURL: p.RepoURL, Branch: p.Branch, Framework: p.Framework,
 		InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand, OutputDir: p.OutputDir,
-		HasGitToken: len(p.GitToken) > 0, GitHubRepo: p.GitHubRepo, URL: s.url(p.Name + "." + s.cfg.BaseDomain),
+		HasGitToken: len(p.GitToken) > 0, GitHubRepo: p.GitHubRepo, URL: s.url(s.hostNames().Project(p.Name)), FlatHosts: s.cfg.FlatHosts,
 		ActiveDeployment: active, CreatedAt: p.CreatedAt,
 	}
 }
@@ -87,10 +95,10 @@ func (s *Server) deployment(d *control.Deployment, projectName, active string) D
 		Attempts: d.Attempts, Live: d.ID == active, CreatedAt: d.CreatedAt,
 	}
 	if d.State == control.StateReady && projectName != "" {
-		out.URL = s.url(d.ID + "." + projectName + "." + s.cfg.BaseDomain)
+		out.URL = s.url(s.hostNames().Sub(d.ID, projectName))
 	}
 	if d.Alias != "" && projectName != "" {
-		out.PreviewURL = s.url(d.Alias + "." + projectName + "." + s.cfg.BaseDomain)
+		out.PreviewURL = s.url(s.hostNames().Sub(d.Alias, projectName))
 	}
 	if !d.StartedAt.IsZero() {
 		t := d.StartedAt

@@ -85,10 +85,16 @@ type Domains struct {
 
 // Control is the control role.
 type Control struct {
-	Listen       string `hcl:"listen,optional"`
-	BaseDomain   string `hcl:"base_domain,optional"`
-	EdgeScheme   string `hcl:"edge_scheme,optional"` // scheme of the URLs the API reports
-	EdgePort     string `hcl:"edge_port,optional"`   // "" = the scheme's default
+	Listen     string `hcl:"listen,optional"`
+	BaseDomain string `hcl:"base_domain,optional"`
+	EdgeScheme string `hcl:"edge_scheme,optional"` // scheme of the URLs the API reports
+	EdgePort   string `hcl:"edge_port,optional"`   // "" = the scheme's default
+	// HostStyle is how deployment, stage and preview hosts are named:
+	// "nested" (<label>.<project>.<base>) or "flat"
+	// (<label>--<project>.<base>, one label deep, so a *.<base> wildcard
+	// certificate covers them). Default flat with tls.wildcard_cert,
+	// else nested. Edges route both forms either way.
+	HostStyle    string `hcl:"host_style,optional"`
 	Workers      int    `hcl:"workers,optional"`
 	BuildTimeout string `hcl:"build_timeout,optional"`
 	Sandbox      string `hcl:"sandbox,optional"` // local builds: auto, bwrap, none
@@ -233,6 +239,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 	}
 	str(&c.Control.Listen, "PIER_CONTROL_LISTEN")
 	str(&c.Control.BaseDomain, "PIER_BASE_DOMAIN")
+	str(&c.Control.HostStyle, "PIER_HOST_STYLE")
 	str(&c.Control.GitHubAPIURL, "PIER_GITHUB_API_URL")
 	str(&c.Control.FunctionsListen, "PIER_FUNCTIONS_LISTEN")
 	str(&c.Control.TelemetryToken, "PIER_TELEMETRY_TOKEN")
@@ -303,6 +310,10 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 		}
 	}
 }
+
+// FlatHosts reports whether control names hosts <label>--<project>.<base>
+// (control.host_style = "flat").
+func (r *Runtime) FlatHosts() bool { return r.Control.HostStyle == "flat" }
 
 // Runtime is a validated config with every default filled in.
 type Runtime struct {
@@ -468,6 +479,16 @@ func (c *Config) Runtime() (*Runtime, error) {
 	}
 	if (r.TLS.WildcardCert == "") != (r.TLS.WildcardKey == "") {
 		bad("tls: wildcard_cert and wildcard_key go together")
+	}
+	switch r.Control.HostStyle {
+	case "":
+		r.Control.HostStyle = "nested"
+		if r.TLS.WildcardCert != "" {
+			r.Control.HostStyle = "flat"
+		}
+	case "nested", "flat":
+	default:
+		bad("control.host_style: %q (want nested or flat)", r.Control.HostStyle)
 	}
 	if c.Domains != nil {
 		r.Domains = *c.Domains

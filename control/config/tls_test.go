@@ -54,6 +54,7 @@ domains {
 		{"resolver from env", rt.Domains.Resolver, "10.0.0.2:53"},
 		{"cname target", rt.Domains.CNAMETarget, "edge.pier.example.com"},
 		{"pending ttl", rt.DomainPendingTTL.String(), "72h0m0s"},
+		{"flat hosts with a wildcard certificate", rt.Control.HostStyle, "flat"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -72,6 +73,14 @@ domains {
 	if !slices.Equal(rt.Domains.EdgeAddresses, []string{"198.51.100.1", "198.51.100.2"}) || rt.Edge.HTTPSListen != ":8443" {
 		t.Errorf("from env: %v %q", rt.Domains.EdgeAddresses, rt.Edge.HTTPSListen)
 	}
+	if rt.FlatHosts() {
+		t.Error("flat hosts without a wildcard certificate or host_style")
+	}
+	c, _ = Load("", env(map[string]string{"PIER_HOST_STYLE": "flat"}))
+	c.DataDir = t.TempDir()
+	if rt, err = c.Runtime(); err != nil || !rt.FlatHosts() {
+		t.Errorf("PIER_HOST_STYLE=flat: %v, flat %v", err, rt != nil && rt.FlatHosts())
+	}
 }
 
 func TestTLSInvalid(t *testing.T) {
@@ -81,6 +90,7 @@ func TestTLSInvalid(t *testing.T) {
 		{"wildcard cert alone", `tls { wildcard_cert = "/c.pem" }`, "go together"},
 		{"edge address", `domains { edge_addresses = ["edge.example.com"] }`, "not an IP address"},
 		{"pending ttl", `domains { pending_ttl = "a week" }`, "domains.pending_ttl"},
+		{"host style", `control { host_style = "deep" }`, "control.host_style"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/pierhq/pier/control"
+	"github.com/pierhq/pier/edge"
 	"github.com/pierhq/pier/jobs"
 )
 
@@ -104,6 +105,9 @@ type Config struct {
 	BaseDomain string
 	EdgeScheme string
 	EdgePort   string
+	// FlatHosts reports URLs as <label>--<project>.<BaseDomain>
+	// (edge.HostNames).
+	FlatHosts bool
 
 	BuildTimeout time.Duration // install + build; default 15m
 	Workers      int           // concurrent builds; default 1
@@ -258,6 +262,10 @@ func (s *Service) validateProject(in *ProjectInput) error {
 	in.Name = strings.TrimSpace(in.Name)
 	if !nameRE.MatchString(in.Name) {
 		return control.Invalid("name", "must be a DNS label: 1-63 lowercase letters, digits or '-', not starting or ending with '-'")
+	}
+	if strings.Contains(in.Name, edge.FlatSeparator) {
+		return control.Invalid("name", "%q: '--' is reserved (it joins a deployment or stage to the project in host names like dpl-x--%s)",
+			in.Name, strings.ReplaceAll(in.Name, "--", "-"))
 	}
 	if err := s.validateRepoURL(in.RepoURL); err != nil {
 		return err

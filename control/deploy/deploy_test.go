@@ -222,6 +222,7 @@ func TestCreateProjectValidation(t *testing.T) {
 		{"uppercase", deploy.ProjectInput{Name: "Site", RepoURL: "https://x.test/a.git"}, "name"},
 		{"leading dash", deploy.ProjectInput{Name: "-a", RepoURL: "https://x.test/a.git"}, "name"},
 		{"too long", deploy.ProjectInput{Name: strings.Repeat("a", 64), RepoURL: "https://x.test/a.git"}, "name"},
+		{"double dash (flat host names)", deploy.ProjectInput{Name: "a--b", RepoURL: "https://x.test/a.git"}, "name"},
 		{"file repo", deploy.ProjectInput{Name: "a", RepoURL: "file:///etc"}, "repo_url"},
 		{"local path", deploy.ProjectInput{Name: "a", RepoURL: "/srv/repo"}, "repo_url"},
 		{"ext transport", deploy.ProjectInput{Name: "a", RepoURL: "ext::sh -c id"}, "repo_url"},

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/pierhq/pier/control"
+	"github.com/pierhq/pier/edge"
 )
 
 var sandboxRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
@@ -32,8 +33,8 @@ func Stage(environment, branch string) (env, alias string, err error) {
 		return control.Staging, control.Staging, nil
 	case strings.HasPrefix(environment, control.SandboxPrefix):
 		name := strings.TrimPrefix(environment, control.SandboxPrefix)
-		if !sandboxRE.MatchString(name) {
-			return "", "", control.Invalid("environment", "sandbox:%q: a sandbox's name is 1-32 lowercase letters, digits or '-', not starting or ending with '-'", name)
+		if !sandboxRE.MatchString(name) || strings.Contains(name, edge.FlatSeparator) {
+			return "", "", control.Invalid("environment", "sandbox:%q: a sandbox's name is 1-32 lowercase letters, digits or '-', not starting or ending with '-', without '--'", name)
 		}
 		return control.Sandbox, "sandbox-" + name, nil
 	}

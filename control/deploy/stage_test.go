@@ -29,6 +29,7 @@ func TestStage(t *testing.T) {
 		{name: "sandbox without a name", environment: "sandbox:", bad: true},
 		{name: "sandbox upper case", environment: "sandbox:Alice", bad: true},
 		{name: "sandbox with a dot", environment: "sandbox:a.b", bad: true},
+		{name: "sandbox with a double dash", environment: "sandbox:a--b", bad: true},
 		{name: "sandbox name too long", environment: "sandbox:abcdefghijklmnopqrstuvwxyz0123456", bad: true},
 		{name: "bare sandbox", environment: "sandbox", bad: true},
 		{name: "unknown", environment: "qa", bad: true},

@@ -6,12 +6,19 @@ import (
 	"time"
 
 	"github.com/pierhq/pier/control"
+	"github.com/pierhq/pier/edge"
 )
 
-// URL is the edge URL of host label(s) under the project:
-// URL("dpl-x", "www") = "https://dpl-x.www.<base-domain>".
-func (s *Service) URL(labels ...string) string {
-	host := strings.Join(append(labels, s.cfg.BaseDomain), ".")
+// URL is the edge URL of a deployment ID, stage or preview alias of a
+// project, or (label "") of its production site:
+// URL("dpl-x", "www") = "https://dpl-x.www.<base-domain>" (nested) or
+// "https://dpl-x--www.<base-domain>" (flat host names).
+func (s *Service) URL(label, project string) string {
+	names := edge.HostNames{Base: s.cfg.BaseDomain, Flat: s.cfg.FlatHosts}
+	host := names.Project(project)
+	if label != "" {
+		host = names.Sub(label, project)
+	}
 	if s.cfg.EdgePort == "" {
 		return s.cfg.EdgeScheme + "://" + host
 	}

@@ -299,7 +299,7 @@ func (s *Service) finish(ctx context.Context, job *control.BuildJob, d *control.
 			"built, but not live: the edges did not confirm it, so the previous deployment stays live")
 		return
 	}
-	live := s.URL(p.Name)
+	live := s.URL("", p.Name)
 	if env != control.Production {
 		live = s.URL(env, p.Name)
 	}

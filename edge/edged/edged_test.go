@@ -310,10 +310,23 @@ func TestSpinUpSyncServe(t *testing.T) {
 		if r := get(t, e, "dpl-dddd.other.localhost", "/"); r.status != 200 || r.body != "home vd" {
 			t.Errorf("D under its own project = %d %q", r.status, r.body)
 		}
+		// The flat form, one label deep: <id>--<project>.<base>.
+		if r := get(t, e, "dpl-cccc--app.localhost", "/about"); r.status != 200 || r.body != "about vc" {
+			t.Errorf("C flat = %d %q", r.status, r.body)
+		}
+		if r := get(t, e, "DPL-DDDD--other.localhost", "/"); r.status != 200 || r.body != "home vd" {
+			t.Errorf("D flat = %d %q", r.status, r.body)
+		}
+		for _, host := range []string{"dpl-dddd--app.localhost", "dpl-nope--app.localhost", "dpl-cccc--nope.localhost"} {
+			if r := get(t, e, host, "/"); r.status != 404 || !strings.Contains(r.body, "no such deployment") {
+				t.Errorf("%s = %d %q, want 404 no such deployment", host, r.status, r.body)
+			}
+		}
 	})
 
 	t.Run("unknown hosts", func(t *testing.T) {
-		for _, host := range []string{"nope.localhost", "127.0.0.1", "localhost", "example.com", "a.b.app.localhost", "a..localhost"} {
+		for _, host := range []string{"nope.localhost", "127.0.0.1", "localhost", "example.com", "a.b.app.localhost", "a..localhost",
+			"--app.localhost", "dpl-cccc--.localhost"} {
 			r := get(t, e, host, "/")
 			if r.status != 404 || r.header.Get("Content-Type") != "application/json" || r.header.Get("X-Pier-Edge") != "edge-1" {
 				t.Errorf("%s = %d %v %q, want JSON 404", host, r.status, r.header, r.body)

@@ -81,6 +81,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		labels, ok = s.customSite(r.Host)
 	}
 	t := s.table.Load()
+	if len(labels) == 1 && t.projects[labels[0]] == nil {
+		// The flat form <sub>--<project>.<base>: one label, so the
+		// operator's *.<base> certificate covers it.
+		if sub, project, found := strings.Cut(labels[0], edge.FlatSeparator); found && sub != "" && project != "" {
+			labels = []string{sub, project}
+		}
+	}
 	switch {
 	case !ok:
 		s.serveEdge(w, r)

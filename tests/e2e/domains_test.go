@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -168,6 +169,33 @@ func TestCustomDomainTLS(t *testing.T) {
 	}
 	if resp := dev.Get(t, 0, "shop."+dev.BaseDomain, "/"); resp.StatusCode != 200 {
 		t.Errorf("project host over HTTP: %d", resp.StatusCode)
+	}
+	// With a wildcard certificate control names deployment, stage and
+	// preview hosts flat (<label>--<project>.<base>, one label deep), so
+	// the one certificate covers them too; the nested form still routes
+	// over HTTP but no *.<base> certificate can cover it.
+	var p project
+	if code := dev.API(t, "GET", "/v1/projects/shop", nil, &p); code != 200 || p.ActiveDeployment == "" {
+		t.Fatalf("project: %d %+v", code, p)
+	}
+	var dep deployment
+	if code := dev.API(t, "GET", "/v1/deployments/"+p.ActiveDeployment, nil, &dep); code != 200 {
+		t.Fatalf("deployment: %d", code)
+	}
+	flat := p.ActiveDeployment + "--shop.localhost"
+	if u, err := url.Parse(dep.URL); err != nil || u.Hostname() != flat {
+		t.Errorf("deployment URL %q, want the host %s", dep.URL, flat)
+	}
+	if resp, err := httpsClient(wildPool, httpsPort).Get("https://" + flat + "/"); err != nil {
+		t.Errorf("https://%s/ with the wildcard certificate: %v", flat, err)
+	} else if body := readBody(t, resp); !strings.Contains(body, "shop front") || resp.Header.Get("X-Pier-Deployment") != p.ActiveDeployment {
+		t.Errorf("https://%s/: %d %q", flat, resp.StatusCode, body)
+	}
+	if _, err := httpsClient(wildPool, httpsPort).Get("https://" + p.ActiveDeployment + ".shop.localhost/"); err == nil {
+		t.Error("the nested host verified against a *.localhost certificate")
+	}
+	if resp := dev.Get(t, 0, p.ActiveDeployment+".shop."+dev.BaseDomain, "/"); resp.StatusCode != 200 {
+		t.Errorf("nested deployment host over HTTP: %d", resp.StatusCode)
 	}
 
 	// No certificate for a name that is not a verified domain.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pierhq/pier/control/deploy"
+	"github.com/pierhq/pier/edge"
 	"github.com/pierhq/pier/jobs/build"
 )
 
@@ -237,6 +238,7 @@ func originRemote(ctx context.Context, dir string) string {
 type projectView struct {
 	Name             string `json:"name"`
 	URL              string `json:"url"`
+	FlatHosts        bool   `json:"flat_hosts,omitempty"`
 	RepoURL          string `json:"repo_url"`
 	ActiveDeployment string `json:"active_deployment_id"`
 	CreatedAt        string `json:"created_at"`
@@ -616,7 +618,7 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := c.do(ctx, "GET", "/v1/projects/"+p, nil, &pv); err != nil {
 		return err
 	}
-	url, err := stageURL(pv.URL, *env, *branch)
+	url, err := stageURL(pv.URL, pv.FlatHosts, *env, *branch)
 	if err != nil {
 		return err
 	}
@@ -632,8 +634,8 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // stageURL is the URL of a stage given the production URL
-// (scheme://<project>.<base>[:port]).
-func stageURL(prodURL, env, branch string) (string, error) {
+// (scheme://<project>.<base>[:port]) and the host style (edge.HostNames).
+func stageURL(prodURL string, flat bool, env, branch string) (string, error) {
 	scheme, host, ok := strings.Cut(prodURL, "://")
 	if !ok {
 		return "", fmt.Errorf("unexpected project URL %q", prodURL)
@@ -650,6 +652,9 @@ func stageURL(prodURL, env, branch string) (string, error) {
 		label = deploy.PreviewAlias(branch)
 	default:
 		return "", fmt.Errorf("--environment %q: want production, staging, sandbox:<name> or preview with --branch", env)
+	}
+	if flat {
+		return scheme + "://" + label + edge.FlatSeparator + host, nil
 	}
 	return scheme + "://" + label + "." + host, nil
 }

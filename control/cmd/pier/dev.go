@@ -54,6 +54,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	edges := fs.Int("edges", 1, "number of edges to run")
 	functionsAddr := fs.String("functions-addr", "127.0.0.1:8787", "functions API listen address (POST /deploy, /invoke/{id}; \"\" turns it off)")
 	baseDomain := fs.String("base-domain", "localhost", "projects are served at <project>.<base-domain>")
+	hostStyle := fs.String("host-style", "", "deployment, stage and preview hosts: nested (<label>.<project>.<base-domain>) or flat\n(<label>--<project>.<base-domain>, covered by a *.<base-domain> certificate); default flat with --wildcard-cert, else nested")
 	sandbox := fs.String("sandbox", "auto", "build sandbox: auto (bubblewrap when installed), bwrap, or none")
 	buildTimeout := fs.Duration("build-timeout", 15*time.Minute, "time limit for install + build")
 	workers := fs.Int("workers", 2, "concurrent builds")
@@ -73,7 +74,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg := &config.Config{
 		DataDir:  *dataDir,
 		LogLevel: *logLevel,
-		Control: &config.Control{Listen: *apiAddr, BaseDomain: *baseDomain, Workers: *workers,
+		Control: &config.Control{Listen: *apiAddr, BaseDomain: *baseDomain, HostStyle: *hostStyle, Workers: *workers,
 			BuildTimeout: buildTimeout.String(), Sandbox: *sandbox, FunctionsListen: *functionsAddr, GitHubAPIURL: *githubAPI},
 		Edge: &config.Edge{ID: "edge", Listen: *edgeAddr, IsolateTimeout: isolateTimeout.String(), TelemetryBuffer: *telemetryBuffer},
 	}

@@ -49,3 +49,27 @@ func TestParseN(t *testing.T) {
 		})
 	}
 }
+
+func TestStageURL(t *testing.T) {
+	tests := []struct {
+		env, branch string
+		flat        bool
+		want        string
+	}{
+		{"production", "", false, "https://shop.pier.test"},
+		{"staging", "", false, "https://staging.shop.pier.test"},
+		{"staging", "", true, "https://staging--shop.pier.test"},
+		{"sandbox:alice", "", true, "https://sandbox-alice--shop.pier.test"},
+		{"preview", "feature/x", false, "https://feature-x.shop.pier.test"},
+		{"preview", "feature/x", true, "https://feature-x--shop.pier.test"},
+	}
+	for _, tt := range tests {
+		got, err := stageURL("https://shop.pier.test", tt.flat, tt.env, tt.branch)
+		if err != nil || got != tt.want {
+			t.Errorf("stageURL(%s, flat %v) = %q, %v; want %q", tt.env, tt.flat, got, err, tt.want)
+		}
+	}
+	if _, err := stageURL("https://shop.pier.test", false, "preview", ""); err == nil {
+		t.Error("a preview without a branch has no stable URL")
+	}
+}

@@ -193,6 +193,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 		dcfg.Workers = rt.Control.Workers
 		dcfg.Logger = logger
 		dcfg.BaseDomain, dcfg.EdgeScheme, dcfg.EdgePort = rt.Control.BaseDomain, rt.Control.EdgeScheme, edgePort
+		dcfg.FlatHosts = rt.FlatHosts()
 		// Commit statuses on GitHub (control.github_api_url: GitHub
 		// Enterprise, or a test server).
 		gh, err := ghstatus.New(ghstatus.Config{BaseURL: rt.Control.GitHubAPIURL, Logger: logger})
@@ -261,7 +262,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			defer wg.Done()
 			_ = queues.Run(ctx)
 		}()
-		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort,
+		apiSrv := api.New(api.Config{BaseDomain: rt.Control.BaseDomain, FlatHosts: rt.FlatHosts(), EdgeScheme: rt.Control.EdgeScheme, EdgePort: edgePort,
 			TelemetryToken: tel.controlToken, Logger: logger},
 			api.Deps{Deploy: svc, Tokens: b.store, Domains: doms, Telemetry: tsvc, Data: dsvc, Schedules: sched, Queues: queues})
 		ln, err := net.Listen("tcp", rt.Control.Listen)
