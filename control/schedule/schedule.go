@@ -227,6 +227,12 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) (earliest time.Time
 		}
 		return time.Time{}
 	}
+	type live struct {
+		p      *control.Project
+		dep    string
+		scheds []edge.Schedule
+	}
+	var lives []live
 	var want []PeriodicJob
 	complete := true // every project's schedules were read
 	for _, p := range projects {
@@ -238,25 +244,35 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) (earliest time.Time
 			}
 			continue
 		}
+		lives = append(lives, live{p, dep, scheds})
+		if s.cfg.Timer != TimerNomad {
+			continue
+		}
 		for _, sc := range scheds {
+			if c, _ := NomadCron(sc.Cron); c != "" {
+				want = append(want, PeriodicJob{ID: JobID(p.ID, p.Name, sc.Name), Project: p.Name, ProjectID: p.ID,
+					Schedule: sc.Name, Expr: sc.Cron, Cron: c, Token: CronToken(s.cfg.TokenKey, p.ID, sc.Name)})
+			}
+		}
+	}
+	// Hand the schedules to Nomad first, so the builtin timer leaves a
+	// new one alone from its first tick (unless the sync fails). A
+	// partial view never syncs: it would purge the unread projects' jobs.
+	if s.cfg.Timer == TimerNomad && complete {
+		s.syncJobs(ctx, now, want)
+	}
+	for _, l := range lives {
+		for _, sc := range l.scheds {
 			cs, err := Parse(sc.Cron)
 			if err != nil {
 				continue // the builder refused it already
 			}
-			key := p.ID + "/" + sc.Name + "/" + sc.Cron
-			if s.cfg.Timer == TimerNomad {
-				if c, _ := NomadCron(sc.Cron); c != "" {
-					want = append(want, PeriodicJob{ID: JobID(p.ID, p.Name, sc.Name), Project: p.Name, ProjectID: p.ID,
-						Schedule: sc.Name, Expr: sc.Cron, Cron: c, Token: CronToken(s.cfg.TokenKey, p.ID, sc.Name)})
-					s.mu.Lock()
-					handed := s.handed[key]
-					s.mu.Unlock()
-					if handed {
-						continue // Nomad times it
-					}
-				}
-			}
+			key := l.p.ID + "/" + sc.Name + "/" + sc.Cron
 			s.mu.Lock()
+			if s.handed[key] {
+				s.mu.Unlock()
+				continue // Nomad times it
+			}
 			next, ok := s.next[key]
 			if !ok {
 				// Start with the current period if it began within the
@@ -278,12 +294,9 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) (earliest time.Time
 			}
 			s.mu.Unlock()
 			if due {
-				s.fire(ctx, p, dep, sc, next, TriggerSchedule)
+				s.fire(ctx, l.p, l.dep, sc, next, TriggerSchedule)
 			}
 		}
-	}
-	if s.cfg.Timer == TimerNomad && complete {
-		s.syncJobs(ctx, now, want)
 	}
 	return earliest
 }
