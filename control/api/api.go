@@ -146,7 +146,7 @@ func New(cfg Config, deps Deps) *Server {
 	read.GET("/whoami", s.handle(s.whoami))
 	s.routeTelemetry(e, read)
 	s.routeData(e, read, write)
-	s.routeSchedules(read, write)
+	s.routeSchedules(e, read)
 	s.routeQueues(e, read, write)
 
 	read.GET("/tokens", s.handle(s.listTokens))
@@ -170,13 +170,21 @@ func HashToken(secret string) string {
 }
 
 func (s *Server) authenticate(c *gin.Context) {
+	if _, ok := s.bearer(c); ok {
+		c.Next()
+	}
+}
+
+// bearer looks up the request's API token and sets it as "token"; when
+// there is none or it is unknown it answers 401 and aborts.
+func (s *Server) bearer(c *gin.Context) (*control.Token, bool) {
 	h := c.GetHeader("Authorization")
 	secret, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || strings.TrimSpace(secret) == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="pier"`)
 		writeError(c, http.StatusUnauthorized, "unauthorized", "missing bearer token: send Authorization: Bearer <token>")
 		c.Abort()
-		return
+		return nil, false
 	}
 	tok, err := s.deps.Tokens.TokenByHash(c.Request.Context(), HashToken(strings.TrimSpace(secret)))
 	if err != nil {
@@ -186,10 +194,10 @@ func (s *Server) authenticate(c *gin.Context) {
 		c.Header("WWW-Authenticate", `Bearer realm="pier", error="invalid_token"`)
 		writeError(c, http.StatusUnauthorized, "unauthorized", "invalid token")
 		c.Abort()
-		return
+		return nil, false
 	}
 	c.Set("token", tok)
-	c.Next()
+	return tok, true
 }
 
 func requireScope(scope control.Scope) gin.HandlerFunc {

@@ -13,6 +13,7 @@
 //	vault   { address = "https://vault:8200" }
 //	consul  { address = "http://127.0.0.1:8500" }
 //	nomad   { address = "http://nomad:4646"  driver = "docker" }
+//	schedules { timer = "nomad"  control_url = "http://control.service.consul:7070" }
 //
 // Secrets (tokens, keys) are best given through the environment
 // (PIER_VAULT_TOKEN or VAULT_TOKEN, PIER_S3_SECRET_KEY, ...).
@@ -50,6 +51,34 @@ type Config struct {
 	Nomad    *Nomad    `hcl:"nomad,block"`
 	TLS      *TLS      `hcl:"tls,block"`
 	Domains  *Domains  `hcl:"domains,block"`
+
+	Schedules *Schedules `hcl:"schedules,block"`
+}
+
+// Schedules says what times scheduled functions (docs/functions.md).
+type Schedules struct {
+	// Timer is "builtin" (default: control's leader-locked scheduler) or
+	// "nomad": one Nomad periodic job per schedule, which calls control's
+	// run endpoint (needs the nomad block).
+	Timer string `hcl:"timer,optional"`
+	// ControlURL is where the periodic jobs' tasks reach control's API
+	// (an advertised address, e.g. http://control.service.consul:7070).
+	ControlURL string `hcl:"control_url,optional"`
+	// TokenKey signs each job's bearer token (an HMAC per schedule, which
+	// opens only that schedule's run endpoint); every control needs the
+	// same value. Best given as PIER_SCHEDULES_TOKEN_KEY.
+	TokenKey string `hcl:"token_key,optional"`
+	// Driver runs curl: docker, exec or raw_exec; default nomad.driver.
+	Driver string `hcl:"driver,optional"`
+	// Image is a docker image with curl (docker driver).
+	Image string `hcl:"image,optional"`
+	// CurlPath is curl on the client nodes (exec, raw_exec); default
+	// /usr/bin/curl.
+	CurlPath string `hcl:"curl_path,optional"`
+	// NodePool and Datacenters place the calls; default nomad.node_pool
+	// and nomad.datacenters.
+	NodePool    string   `hcl:"node_pool,optional"`
+	Datacenters []string `hcl:"datacenters,optional"`
 }
 
 // TLS is the edges' HTTPS: certificates for verified custom domains from
@@ -300,6 +329,12 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) {
 			str(&c.Consul.Token, "PIER_CONSUL_TOKEN", "CONSUL_HTTP_TOKEN")
 		}
 	}
+	if c.Schedules == nil {
+		c.Schedules = &Schedules{}
+	}
+	str(&c.Schedules.Timer, "PIER_SCHEDULES_TIMER")
+	str(&c.Schedules.ControlURL, "PIER_SCHEDULES_CONTROL_URL")
+	str(&c.Schedules.TokenKey, "PIER_SCHEDULES_TOKEN_KEY")
 	if v, ok := lookup("PIER_NOMAD_ADDR"); ok && v != "" && c.Nomad == nil {
 		c.Nomad = &Nomad{}
 	}
@@ -341,6 +376,10 @@ type Runtime struct {
 	Vault    *Vault
 	Consul   *Consul
 	Nomad    *Nomad
+
+	// Schedules is filled in: Timer "builtin" or "nomad" (then every
+	// other field is set and checked).
+	Schedules Schedules
 }
 
 // Runtime validates c and fills defaults.
@@ -555,6 +594,7 @@ func (c *Config) Runtime() (*Runtime, error) {
 		}
 		r.Nomad = &n
 	}
+	r.Schedules = c.schedules(r.Nomad, bad)
 	// Processes that do not share memory must share coordination.
 	if r.Consul == nil && !(r.RunControl && r.RunEdge) {
 		bad("consul: required when control and edge run as separate processes (the embedded raft is single-process)")
@@ -563,6 +603,64 @@ func (c *Config) Runtime() (*Runtime, error) {
 		bad("s3: required when control and edge run as separate processes (or on separate machines)")
 	}
 	return r, errors.Join(errs...)
+}
+
+// schedules validates the schedules block against the nomad one.
+func (c *Config) schedules(n *Nomad, bad func(string, ...any)) Schedules {
+	var s Schedules
+	if c.Schedules != nil {
+		s = *c.Schedules
+	}
+	switch s.Timer {
+	case "", "builtin":
+		s.Timer = "builtin"
+		return s
+	case "nomad":
+	default:
+		bad("schedules.timer: %q (want builtin or nomad)", s.Timer)
+		return s
+	}
+	if n == nil {
+		bad("schedules.timer: \"nomad\" needs the nomad block (nomad.address): Nomad runs the periodic jobs")
+		return s
+	}
+	if pu, err := url.Parse(s.ControlURL); s.ControlURL == "" || err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		bad("schedules.control_url: %q is not an http(s) URL at which Nomad tasks reach control's API, like http://control.service.consul:7070", s.ControlURL)
+	}
+	if len(s.TokenKey) < 24 {
+		bad("schedules.token_key: use at least 24 random characters (the same on every control; PIER_SCHEDULES_TOKEN_KEY)")
+	}
+	if s.Driver == "" {
+		s.Driver = n.Driver
+	}
+	switch s.Driver {
+	case "docker":
+		if s.Image == "" {
+			bad("schedules.image: required with the docker driver (an image with curl, e.g. docker.io/curlimages/curl:8.11.1)")
+		}
+		if s.CurlPath == "" {
+			s.CurlPath = "/usr/bin/curl"
+		}
+	case "exec", "raw_exec":
+		if s.Image != "" {
+			bad("schedules.image: only the docker driver uses an image, not %s", s.Driver)
+		}
+		if s.CurlPath == "" {
+			s.CurlPath = "/usr/bin/curl"
+		}
+	default:
+		bad("schedules.driver: %q (want docker, exec or raw_exec)", s.Driver)
+	}
+	if !filepath.IsAbs(s.CurlPath) {
+		bad("schedules.curl_path: %q is not an absolute path", s.CurlPath)
+	}
+	if s.NodePool == "" {
+		s.NodePool = n.NodePool
+	}
+	if len(s.Datacenters) == 0 {
+		s.Datacenters = n.Datacenters
+	}
+	return s
 }
 
 // S3Required reports whether Nomad builds need a shared object store: they

@@ -126,3 +126,98 @@ func TestInvalid(t *testing.T) {
 		})
 	}
 }
+
+// nomadForSchedules is a valid nomad block (with its s3) for the
+// schedules tests.
+const nomadForSchedules = `
+nomad {
+  address   = "http://n:4646"
+  driver    = "raw_exec"
+  pier_path = "/usr/local/bin/pier"
+  node_pool = "control"
+}
+s3 {
+  endpoint = "http://x"
+  bucket   = "b"
+}
+`
+
+func TestSchedules(t *testing.T) {
+	c, err := Load(write(t, nomadForSchedules+`schedules {
+  timer       = "nomad"
+  control_url = "http://control.service.consul:7070"
+}`), env(map[string]string{"PIER_SCHEDULES_TOKEN_KEY": "0123456789abcdef0123456789"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DataDir = t.TempDir()
+	rt, err := c.Runtime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Schedules{Timer: "nomad", ControlURL: "http://control.service.consul:7070", TokenKey: "0123456789abcdef0123456789",
+		Driver: "raw_exec", CurlPath: "/usr/bin/curl", NodePool: "control"}
+	if got := rt.Schedules; got.Timer != want.Timer || got.ControlURL != want.ControlURL || got.TokenKey != want.TokenKey ||
+		got.Driver != want.Driver || got.CurlPath != want.CurlPath || got.NodePool != want.NodePool {
+		t.Errorf("schedules = %+v, want %+v", got, want)
+	}
+
+	// No block: the builtin timer.
+	c, _ = Load("", env(nil))
+	c.DataDir = t.TempDir()
+	if rt, err := c.Runtime(); err != nil || rt.Schedules.Timer != "builtin" {
+		t.Errorf("default timer = %q (%v), want builtin", rt.Schedules.Timer, err)
+	}
+	// The environment selects the timer too.
+	c, _ = Load(write(t, nomadForSchedules), env(map[string]string{"PIER_SCHEDULES_TIMER": "nomad",
+		"PIER_SCHEDULES_CONTROL_URL": "https://c:7070", "PIER_SCHEDULES_TOKEN_KEY": "0123456789abcdef0123456789"}))
+	c.DataDir = t.TempDir()
+	if rt, err := c.Runtime(); err != nil || rt.Schedules.Timer != "nomad" || rt.Schedules.ControlURL != "https://c:7070" {
+		t.Errorf("timer from env = %+v (%v)", rt.Schedules, err)
+	}
+}
+
+func TestSchedulesInvalid(t *testing.T) {
+	const key = "\n  token_key = \"0123456789abcdef0123456789\"\n"
+	const url = "\n  control_url = \"http://c:7070\"\n"
+	tests := []struct {
+		name, src, want string
+	}{
+		{"unknown timer", `schedules { timer = "cron" }`, `schedules.timer: "cron" (want builtin or nomad)`},
+		{"nomad without nomad", `schedules {
+  timer = "nomad"` + url + key + `}`, `"nomad" needs the nomad block`},
+		{"no control url", nomadForSchedules + `schedules {
+  timer = "nomad"` + key + `}`, "schedules.control_url"},
+		{"control url not http", nomadForSchedules + `schedules {
+  timer = "nomad"
+  control_url = "control:7070"` + key + `}`, `schedules.control_url: "control:7070" is not an http(s) URL`},
+		{"short token key", nomadForSchedules + `schedules {
+  timer = "nomad"` + url + `
+  token_key = "short"
+}`, "schedules.token_key: use at least 24"},
+		{"docker without image", nomadForSchedules + `schedules {
+  timer = "nomad"
+  driver = "docker"` + url + key + `}`, "schedules.image: required with the docker driver"},
+		{"image without docker", nomadForSchedules + `schedules {
+  timer = "nomad"
+  image = "curl"` + url + key + `}`, "only the docker driver uses an image"},
+		{"bad driver", nomadForSchedules + `schedules {
+  timer = "nomad"
+  driver = "podman"` + url + key + `}`, `schedules.driver: "podman"`},
+		{"relative curl", nomadForSchedules + `schedules {
+  timer = "nomad"
+  curl_path = "curl"` + url + key + `}`, `schedules.curl_path: "curl" is not an absolute path`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(write(t, tt.src), env(nil))
+			if err == nil {
+				c.DataDir = t.TempDir()
+				_, err = c.Runtime()
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}

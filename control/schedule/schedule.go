@@ -7,13 +7,22 @@
 // and every period is claimed in the store (ClaimScheduleRun, unique per
 // project, schedule and instant) before it fires, so neither a second
 // control nor a restarted one fires it again. Periods missed while no
-// control led are not replayed; the next one fires. Production can leave
-// the timing to a Nomad periodic job instead (jobs/specs cron template)
-// that calls the API's run endpoint (Trigger).
+// control led are not replayed; the next one fires.
+//
+// With Config.Timer = TimerNomad, production leaves the timing to Nomad:
+// the leader keeps one periodic job per schedule (Deps.Periodic, a
+// PeriodicJob with the schedule's cron and a CronToken) in step with the
+// live deployments, and the builtin timer no longer fires the schedules
+// whose job is registered. Each launch calls the API's run endpoint with
+// its launch id (TriggerLaunch), which names the period, so a launch that
+// is retried or duplicated fires once. Schedules Nomad cannot time
+// (seconds, rates with no cron equivalent: NomadCron) stay on the builtin
+// timer, and List says so.
 package schedule
 
 import (
 	"context"
+	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,7 +73,17 @@ type Config struct {
 	Tick time.Duration
 	// RunTimeout bounds one run. Default 5m.
 	RunTimeout time.Duration
-	Logger     *slog.Logger
+	// Timer is TimerBuiltin (default) or TimerNomad (needs
+	// Deps.Periodic and TokenKey).
+	Timer string
+	// TokenKey signs the periodic jobs' bearer tokens (CronToken); every
+	// control must have the same one.
+	TokenKey string
+	// Resync is how often the leader syncs the periodic jobs even when
+	// the schedules did not change (to repair jobs changed by hand);
+	// default 1m.
+	Resync time.Duration
+	Logger *slog.Logger
 }
 
 // Deps are the scheduler's ports; all are required.
@@ -74,6 +93,9 @@ type Deps struct {
 	Runner    Runner
 	Leader    Leader
 	Store     Store
+	// Periodic keeps the Nomad periodic jobs; required with TimerNomad,
+	// unused otherwise.
+	Periodic PeriodicJobs
 }
 
 // Scheduler fires the schedules.
@@ -85,12 +107,34 @@ type Scheduler struct {
 	mu   sync.Mutex
 	next map[string]time.Time // project/schedule/expr → next period
 	wg   sync.WaitGroup
+
+	// TimerNomad: what the last successful Sync registered (project
+	// id/schedule/expr keys, which the builtin timer then leaves alone),
+	// its fingerprint, and when it ran.
+	handed   map[string]bool
+	synced   string
+	syncedAt time.Time
+	failedAt time.Time
 }
 
 // New returns a scheduler; it starts nothing.
 func New(cfg Config, deps Deps) *Scheduler {
 	if deps.Projects == nil || deps.Manifests == nil || deps.Runner == nil || deps.Leader == nil || deps.Store == nil {
 		panic("schedule.New: nil dependency")
+	}
+	switch cfg.Timer {
+	case "":
+		cfg.Timer = TimerBuiltin
+	case TimerBuiltin:
+	case TimerNomad:
+		if deps.Periodic == nil || cfg.TokenKey == "" {
+			panic("schedule.New: the nomad timer needs Deps.Periodic and Config.TokenKey")
+		}
+	default:
+		panic("schedule.New: unknown timer " + cfg.Timer)
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = time.Minute
 	}
 	if cfg.ID == "" {
 		cfg.ID = "control"
@@ -105,7 +149,7 @@ func New(cfg Config, deps Deps) *Scheduler {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Scheduler{cfg: cfg, deps: deps, log: cfg.Logger.With("component", "schedule"),
-		next: map[string]time.Time{}}
+		next: map[string]time.Time{}, handed: map[string]bool{}}
 }
 
 // parser reads cron expressions as the builder validates them.
@@ -147,6 +191,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	err := s.deps.Leader.Lead(ctx, "scheduler", s.cfg.ID, func(lctx context.Context) {
 		s.mu.Lock()
 		clear(s.next) // a new term: start from now
+		s.synced = "" // and sync the periodic jobs at once
 		s.mu.Unlock()
 		t := time.NewTimer(0)
 		defer t.Stop()
@@ -182,21 +227,52 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) (earliest time.Time
 		}
 		return time.Time{}
 	}
+	type live struct {
+		p      *control.Project
+		dep    string
+		scheds []edge.Schedule
+	}
+	var lives []live
+	var want []PeriodicJob
+	complete := true // every project's schedules were read
 	for _, p := range projects {
 		dep, scheds, err := s.schedules(ctx, p.ID)
 		if err != nil {
+			complete = false
 			if ctx.Err() == nil {
 				s.log.Warn("schedules of project", "project", p.Name, "err", err)
 			}
 			continue
 		}
+		lives = append(lives, live{p, dep, scheds})
+		if s.cfg.Timer != TimerNomad {
+			continue
+		}
 		for _, sc := range scheds {
+			if c, _ := NomadCron(sc.Cron); c != "" {
+				want = append(want, PeriodicJob{ID: JobID(p.ID, p.Name, sc.Name), Project: p.Name, ProjectID: p.ID,
+					Schedule: sc.Name, Expr: sc.Cron, Cron: c, Token: CronToken(s.cfg.TokenKey, p.ID, sc.Name)})
+			}
+		}
+	}
+	// Hand the schedules to Nomad first, so the builtin timer leaves a
+	// new one alone from its first tick (unless the sync fails). A
+	// partial view never syncs: it would purge the unread projects' jobs.
+	if s.cfg.Timer == TimerNomad && complete {
+		s.syncJobs(ctx, now, want)
+	}
+	for _, l := range lives {
+		for _, sc := range l.scheds {
 			cs, err := Parse(sc.Cron)
 			if err != nil {
 				continue // the builder refused it already
 			}
-			key := p.ID + "/" + sc.Name + "/" + sc.Cron
+			key := l.p.ID + "/" + sc.Name + "/" + sc.Cron
 			s.mu.Lock()
+			if s.handed[key] {
+				s.mu.Unlock()
+				continue // Nomad times it
+			}
 			next, ok := s.next[key]
 			if !ok {
 				// Start with the current period if it began within the
@@ -218,11 +294,51 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) (earliest time.Time
 			}
 			s.mu.Unlock()
 			if due {
-				s.fire(ctx, p, dep, sc, next, "schedule")
+				s.fire(ctx, l.p, l.dep, sc, next, TriggerSchedule)
 			}
 		}
 	}
 	return earliest
+}
+
+// syncJobs hands want to Deps.Periodic when it differs from what was last
+// synced, when the last sync is older than Resync, or (after a failure)
+// every 5 s. Until a schedule's job is synced, the builtin timer fires it:
+// a launch and the builtin timer name the same periods, so the store's
+// claim lets only one of them fire each period.
+func (s *Scheduler) syncJobs(ctx context.Context, now time.Time, want []PeriodicJob) {
+	var fp strings.Builder
+	for _, j := range want {
+		fmt.Fprintf(&fp, "%s %s %s\n", j.ID, j.Cron, j.Token)
+	}
+	s.mu.Lock()
+	stale := fp.String() != s.synced || now.Sub(s.syncedAt) >= s.cfg.Resync
+	retry := now.Sub(s.failedAt) >= 5*time.Second
+	s.mu.Unlock()
+	if !stale || !retry {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.deps.Periodic.Sync(sctx, want); err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("sync the nomad periodic jobs (the builtin timer fires the schedules not yet handed over)", "err", err)
+		}
+		s.mu.Lock()
+		s.failedAt = now
+		s.mu.Unlock()
+		return
+	}
+	handed := make(map[string]bool, len(want))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fp.String() != s.synced {
+		s.log.Info("nomad periodic jobs synced", "jobs", len(want))
+	}
+	for _, j := range want {
+		handed[j.ProjectID+"/"+j.Schedule+"/"+j.Expr] = true
+	}
+	s.handed, s.synced, s.syncedAt = handed, fp.String(), now
 }
 
 // schedules returns the project's live production deployment and its
@@ -318,34 +434,98 @@ type ScheduleInfo struct {
 	Function     string    `json:"function"`
 	DeploymentID string    `json:"deployment_id"`
 	Next         time.Time `json:"next"`
+	// Timer is what times it: "builtin" or "nomad" (Config.Timer, and
+	// whether Nomad can time this expression).
+	Timer string `json:"timer"`
+	// NomadJob and NomadCron are its periodic job and that job's cron
+	// (timer "nomad").
+	NomadJob  string `json:"nomad_job,omitempty"`
+	NomadCron string `json:"nomad_cron,omitempty"`
+	// Note says why a schedule stays on the builtin timer in nomad mode.
+	Note string `json:"note,omitempty"`
 }
 
 // List returns the schedules of the project's live production deployment
-// with their next period.
+// with their next period and their timer.
 func (s *Scheduler) List(ctx context.Context, projectID string) ([]ScheduleInfo, error) {
 	dep, scheds, err := s.schedules(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.project(ctx, projectID)
 	if err != nil {
 		return nil, err
 	}
 	out := []ScheduleInfo{}
 	now := time.Now()
 	for _, sc := range scheds {
-		info := ScheduleInfo{Schedule: sc, Function: sc.Function, DeploymentID: dep}
+		info := ScheduleInfo{Schedule: sc, Function: sc.Function, DeploymentID: dep, Timer: TimerBuiltin}
 		if info.Function == "" {
 			info.Function = "scheduled"
 		}
 		if cs, err := Parse(sc.Cron); err == nil {
 			info.Next = cs.Next(now).UTC()
 		}
+		if s.cfg.Timer == TimerNomad {
+			c, why := NomadCron(sc.Cron)
+			if c != "" {
+				info.Timer, info.NomadJob, info.NomadCron = TimerNomad, JobID(projectID, p.Name, sc.Name), c
+			} else {
+				info.Note = "stays on the builtin timer: " + why
+			}
+		}
 		out = append(out, info)
 	}
 	return out, nil
 }
 
+// project finds a project by id among Projects.
+func (s *Scheduler) project(ctx context.Context, projectID string) (*control.Project, error) {
+	ps, err := s.deps.Projects.Projects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if p.ID == projectID {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("project %s: %w", projectID, control.ErrNotFound)
+}
+
 // Trigger fires a schedule now, outside its periods (the API's run
-// endpoint, which a Nomad periodic job calls). at names the period: a
-// caller that retries with the same at fires it once; zero means now.
+// endpoint). at names the period: a caller that retries with the same at
+// fires it once; zero means now.
 func (s *Scheduler) Trigger(ctx context.Context, p *control.Project, name string, at time.Time) (*control.ScheduleRun, error) {
+	return s.trigger(ctx, p, name, at, TriggerAPI)
+}
+
+// TriggerLaunch fires the period of a Nomad periodic launch: launch is
+// the launched child's job id ("<job>/periodic-<unix seconds>"), whose
+// parent must be the schedule's job (JobID). A launch that is retried or
+// duplicated fires once (control.ErrConflict the second time); the run
+// records the trigger "nomad".
+func (s *Scheduler) TriggerLaunch(ctx context.Context, p *control.Project, name, launch string) (*control.ScheduleRun, error) {
+	parent, at, err := ParseLaunch(launch)
+	if err != nil {
+		return nil, err
+	}
+	if want := JobID(p.ID, p.Name, name); parent != want {
+		return nil, control.Invalid("launch", "%q was launched by the job %q, not by this schedule's job %q", launch, parent, want)
+	}
+	return s.trigger(ctx, p, name, at, TriggerNomad)
+}
+
+// CronTokenValid reports whether token is the periodic job's bearer for
+// the project's schedule (CronToken). It is false without a TokenKey.
+func (s *Scheduler) CronTokenValid(projectID, name, token string) bool {
+	if s.cfg.TokenKey == "" {
+		return false
+	}
+	return hmac.Equal([]byte(token), []byte(CronToken(s.cfg.TokenKey, projectID, name)))
+}
+
+func (s *Scheduler) trigger(ctx context.Context, p *control.Project, name string, at time.Time, trigger string) (*control.ScheduleRun, error) {
 	dep, scheds, err := s.schedules(ctx, p.ID)
 	if err != nil {
 		return nil, err
@@ -360,10 +540,11 @@ func (s *Scheduler) Trigger(ctx context.Context, p *control.Project, name string
 		if at.IsZero() {
 			at = time.Now()
 		}
-		run := &control.ScheduleRun{ProjectID: p.ID, DeploymentID: dep, Schedule: sc.Name, ScheduledAt: at, Trigger: "api"}
+		run := &control.ScheduleRun{ProjectID: p.ID, DeploymentID: dep, Schedule: sc.Name, ScheduledAt: at, Trigger: trigger}
 		if err := s.deps.Store.ClaimScheduleRun(ctx, run); err != nil {
 			return nil, err
 		}
+		s.log.Info("scheduled function fires", "project", p.Name, "schedule", sc.Name, "period", at, "run", run.ID, "trigger", trigger)
 		s.wg.Go(func() { s.execute(context.WithoutCancel(ctx), p, sc, run) })
 		return run, nil
 	}

@@ -43,6 +43,11 @@ type CronVars struct {
 	Host string
 	// Method is the HTTP method; default POST.
 	Method string
+	// Body is sent as the request's JSON body (Content-Type:
+	// application/json); it may use Nomad runtime variables, e.g.
+	// {"launch": "${NOMAD_JOB_ID}"}: control's run endpoint then takes the
+	// period from the launch's id. "" sends no body.
+	Body string
 	// Timeout bounds the whole request; default 30s (the functions'
 	// default timeout).
 	Timeout string
@@ -151,6 +156,9 @@ func RenderCron(v CronVars) ([]byte, error) {
 	}
 	if v.Secrets {
 		args = append(args, "--header", "@${NOMAD_SECRETS_DIR}/cron.headers")
+	}
+	if v.Body != "" {
+		args = append(args, "--header", "Content-Type: application/json", "--data-raw", v.Body)
 	}
 	args = append(args, v.URL)
 	meta := map[string]string{}

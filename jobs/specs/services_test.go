@@ -136,6 +136,7 @@ func TestRenderCronGolden(t *testing.T) {
 				Image:    "docker.io/curlimages/curl:8.11.1",
 				NodePool: "control",
 				Secrets:  true,
+				Body:     `{"launch": "${NOMAD_JOB_ID}"}`,
 			},
 		},
 		{

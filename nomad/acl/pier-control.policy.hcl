@@ -14,11 +14,21 @@ namespace "pier-builds" {
   # dispatch-job: one dispatch per build
   # read-job: follow the dispatched job's allocation and evaluations
   # read-logs: stream the build log
-  capabilities = ["submit-job", "dispatch-job", "read-job", "read-logs"]
+  # list-jobs: with schedules.timer = "nomad", list the pier-cron-* periodic
+  # jobs (submit-job registers and purges them)
+  capabilities = ["submit-job", "dispatch-job", "read-job", "read-logs", "list-jobs"]
+
+  # schedules.timer = "nomad": each periodic job's token, which its task
+  # reads from nomad/jobs/<job> (docs/functions.md)
+  variables {
+    path "nomad/jobs/pier-cron-*" {
+      capabilities = ["write", "read", "destroy"]
+    }
+  }
 }
 
 # The build job runs in the "builds" node pool; registering a job needs
-# read on its pool.
+# read on its pool (add schedules.node_pool's pool if it differs).
 node_pool "builds" {
   policy = "read"
 }

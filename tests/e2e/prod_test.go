@@ -41,6 +41,9 @@ type prodEdge struct {
 type prodOptions struct {
 	edges        int
 	readyTimeout string // control.ready_timeout; "" = default
+	// extra is appended to the config file; it may use {{api}} for
+	// control's API URL.
+	extra string
 }
 
 func startProd(t *testing.T, opts prodOptions) *prodStack {
@@ -101,6 +104,7 @@ nomad {
 }
 `, filepath.Join(dir, "control"), ports[0], readyTimeout, pg, s3.URL, bucket, s3.Region, s3.AccessKey,
 		vault.Addr, vault.Transit, consul.Addr, bucket, "build-"+bucket, nomad.Addr, testenv.PierBinary(t))
+	cfg += strings.ReplaceAll(opts.extra, "{{api}}", fmt.Sprintf("http://127.0.0.1:%d", ports[0]))
 	st := &prodStack{
 		cfgPath: filepath.Join(dir, "pier.hcl"),
 		api:     fmt.Sprintf("http://127.0.0.1:%d", ports[0]),

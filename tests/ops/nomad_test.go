@@ -178,6 +178,13 @@ func TestNomadPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// schedules.timer = "nomad": control's periodic jobs, beside the builds.
+	cronSpec, err := specs.RenderCron(specs.CronVars{JobID: "pier-cron-shop-cleanup-1a2b3c4d", Namespace: "pier-builds",
+		NodePool: "builds", Schedule: "*/5 * * * *", URL: "http://control.service.consul:7070/v1/projects/shop/schedules/cleanup/run",
+		Body: `{"launch": "${NOMAD_JOB_ID}"}`, Driver: specs.DriverExec, Secrets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	parse := func(spec []byte) map[string]any {
 		var job map[string]any
 		code, body := api(t, n.hc, "POST", n.addr+"/v1/jobs/parse", "X-Nomad-Token", n.mgmt, map[string]any{"JobHCL": string(spec)}, &job)
@@ -194,6 +201,10 @@ func TestNomadPolicies(t *testing.T) {
 	edgePath, edgeBody := register(parse(edgeSpec))
 	controlPath, controlBody := register(parse(controlSpec))
 	wrongPath, wrongBody := register(parse(buildInPier))
+	cronPath, cronBody := register(parse(cronSpec))
+	cronSecret := map[string]any{"Namespace": "pier-builds", "Path": "nomad/jobs/pier-cron-shop-cleanup-1a2b3c4d",
+		"Items": map[string]string{specs.CronSecretKey: "pcron_x"}}
+	buildSecret := map[string]any{"Namespace": "pier-builds", "Path": "nomad/jobs/pier-build", "Items": map[string]string{"X": "y"}}
 	secret := map[string]any{"Namespace": "pier", "Path": "nomad/jobs/pier-edge", "Items": map[string]string{"PIER_S3_SECRET_KEY": "s3cret"}}
 
 	tests := []struct {
@@ -214,6 +225,13 @@ func TestNomadPolicies(t *testing.T) {
 		{"control follows its builds", control, "GET", "/v1/job/pier-build/allocations?namespace=pier-builds", nil, 200},
 		{"control follows evaluations", control, "GET", "/v1/job/pier-build/evaluations?namespace=pier-builds", nil, 200},
 		{"control cannot run jobs in the pier namespace", control, "POST", wrongPath, wrongBody, 403},
+		{"control writes a periodic job's token", control, "PUT", "/v1/var/nomad/jobs/pier-cron-shop-cleanup-1a2b3c4d?namespace=pier-builds", cronSecret, 200},
+		{"control reads a periodic job's token", control, "GET", "/v1/var/nomad/jobs/pier-cron-shop-cleanup-1a2b3c4d?namespace=pier-builds", nil, 200},
+		{"control registers a periodic job", control, "POST", cronPath, cronBody, 200},
+		{"control lists the periodic jobs", control, "GET", "/v1/jobs?namespace=pier-builds&prefix=pier-cron-&meta=true", nil, 200},
+		{"control purges a periodic job", control, "DELETE", "/v1/job/pier-cron-shop-cleanup-1a2b3c4d?namespace=pier-builds&purge=true", nil, 200},
+		{"control deletes a periodic job's token", control, "DELETE", "/v1/var/nomad/jobs/pier-cron-shop-cleanup-1a2b3c4d?namespace=pier-builds", nil, 204},
+		{"control cannot write other jobs' variables", control, "PUT", "/v1/var/nomad/jobs/pier-build?namespace=pier-builds", buildSecret, 403},
 		{"control cannot stop the edges", control, "DELETE", "/v1/job/pier-edge?namespace=pier", nil, 403},
 		{"control cannot read the edge's secrets", control, "GET", "/v1/var/nomad/jobs/pier-edge?namespace=pier", nil, 403},
 		{"control cannot see the edge job", control, "GET", "/v1/job/pier-edge?namespace=pier", nil, 403},

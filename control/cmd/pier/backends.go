@@ -44,7 +44,8 @@ type backends struct {
 	dispatcher deploy.Dispatcher // control only
 	blobs      blobStore
 	kv         coord.KV
-	consul     *consulkv.Store // set when kv is Consul
+	consul     *consulkv.Store           // set when kv is Consul
+	nomad      *nomaddispatch.Dispatcher // set when builds run on Nomad
 	// buildArgs are the object-store flags a `pier build` worker needs,
 	// buildEnv its secrets.
 	buildArgs []string
@@ -184,7 +185,7 @@ func openBackends(ctx context.Context, rt *config.Runtime, logger *slog.Logger) 
 		if err := d.Register(ctx); err != nil {
 			return nil, fmt.Errorf("register the build job with nomad: %w", err)
 		}
-		b.dispatcher = d
+		b.dispatcher, b.nomad = d, d
 		b.closers = append(b.closers, func() error { d.Close(); return nil })
 	default:
 		exe, err := os.Executable()

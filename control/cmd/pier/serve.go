@@ -247,8 +247,13 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			return addrs, err
 		}}
 		manifests := newManifestReader(b.blobs) // shared: both read the live deployments' manifests
-		sched := schedule.New(schedule.Config{ID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: logger}, schedule.Deps{
-			Projects: svc, Manifests: manifests, Leader: coordinator, Store: b.store, Runner: runner,
+		scfg, periodic, err := scheduleTimer(rt, b)
+		if err != nil {
+			return err
+		}
+		scfg.ID, scfg.Logger = fmt.Sprintf("%s-%d", host, os.Getpid()), logger
+		sched := schedule.New(scfg, schedule.Deps{
+			Projects: svc, Manifests: manifests, Leader: coordinator, Store: b.store, Runner: runner, Periodic: periodic,
 		})
 		queues := queue.New(queue.Config{ID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: logger}, queue.Deps{
 			Projects: svc, Manifests: manifests, Leader: coordinator, Store: b.store, Runner: runner,

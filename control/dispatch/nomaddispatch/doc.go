@@ -23,6 +23,10 @@
 //
 // submit-job is for Register and for stopping a build past its deadline.
 //
+// Crons (crons.go) keeps the scheduled functions' periodic jobs
+// (pier-cron-*) and their Nomad Variables in step with the schedules, for
+// control/schedule's nomad timer; its ACL needs are on the type.
+//
 // It is the only importer of github.com/hashicorp/nomad/api, and imports
 // jobs only. Reached by control/deploy (as a deploy.Dispatcher) through main.
 package nomaddispatch

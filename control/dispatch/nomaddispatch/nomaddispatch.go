@@ -161,26 +161,31 @@ func (d *Dispatcher) Register(ctx context.Context) error {
 	return nil
 }
 
-// parse runs /v1/jobs/parse. The API call takes no context, so it runs
-// aside and is abandoned (not stopped) when ctx ends first.
+// parse runs /v1/jobs/parse on the build job's spec.
 func (d *Dispatcher) parse(ctx context.Context) (*api.Job, error) {
+	return d.parseSpec(ctx, d.cfg.JobSpec, "build job spec")
+}
+
+// parseSpec runs /v1/jobs/parse. The API call takes no context, so it
+// runs aside and is abandoned (not stopped) when ctx ends first.
+func (d *Dispatcher) parseSpec(ctx context.Context, spec []byte, what string) (*api.Job, error) {
 	type parsed struct {
 		job *api.Job
 		err error
 	}
 	ch := make(chan parsed, 1)
 	go func() {
-		job, err := d.jobs.ParseHCLOpts(&api.JobsParseRequest{JobHCL: string(d.cfg.JobSpec)})
+		job, err := d.jobs.ParseHCLOpts(&api.JobsParseRequest{JobHCL: string(spec)})
 		ch <- parsed{job, err}
 	}()
 	select {
 	case p := <-ch:
 		if p.err != nil {
-			return nil, explain("parse build job spec", p.err)
+			return nil, explain("parse "+what, p.err)
 		}
 		return p.job, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("parse build job spec: %w", ctx.Err())
+		return nil, fmt.Errorf("parse %s: %w", what, ctx.Err())
 	}
 }
 

@@ -39,7 +39,7 @@ job "pier-cron-shop-cleanup" {
       config {
         image   = "docker.io/curlimages/curl:8.11.1"
         command = "/usr/bin/curl"
-        args    = ["--fail", "--silent", "--show-error", "--location", "--max-redirs", "3", "--max-time", "30", "--request", "POST", "--header", "User-Agent: pier-cron", "--header", "X-Pier-Cron: pier-cron-shop-cleanup", "--header", "@$${NOMAD_SECRETS_DIR}/cron.headers", "https://shop.pier.example.com/api/cron/cleanup"]
+        args    = ["--fail", "--silent", "--show-error", "--location", "--max-redirs", "3", "--max-time", "30", "--request", "POST", "--header", "User-Agent: pier-cron", "--header", "X-Pier-Cron: pier-cron-shop-cleanup", "--header", "@$${NOMAD_SECRETS_DIR}/cron.headers", "--header", "Content-Type: application/json", "--data-raw", "{\"launch\": \"$${NOMAD_JOB_ID}\"}", "https://shop.pier.example.com/api/cron/cleanup"]
       }
 
       # "Authorization: Bearer <PIER_CRON_SECRET>" from the Nomad Variable
