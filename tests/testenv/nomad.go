@@ -102,8 +102,9 @@ func startNomad(bin, devHCL string) (NomadAgent, error) {
 	return NomadAgent{}, fmt.Errorf("start nomad: %w", lastErr)
 }
 
-// waitNomad waits for a leader, then for a ready node with a healthy
-// raw_exec driver.
+// waitNomad waits for a leader and an active root key (Variables are
+// refused with "keyring has not been initialized yet" until then), then
+// for a ready node with a healthy raw_exec driver.
 func waitNomad(srv *Server, addr string) error {
 	err := srv.WaitHTTP(addr+"/v1/status/leader", 60*time.Second, func(r *http.Response) bool {
 		var leader string
@@ -111,6 +112,21 @@ func waitNomad(srv *Server, addr string) error {
 	})
 	if err != nil {
 		return err
+	}
+	err = srv.WaitHTTP(addr+"/v1/operator/keyring/keys", 60*time.Second, func(r *http.Response) bool {
+		var keys []struct{ State string }
+		if r.StatusCode != http.StatusOK || json.NewDecoder(r.Body).Decode(&keys) != nil {
+			return false
+		}
+		for _, k := range keys {
+			if k.State == "active" {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return fmt.Errorf("nomad keyring: %w", err)
 	}
 	return srv.WaitHTTP(addr+"/v1/nodes", 60*time.Second, func(r *http.Response) bool {
 		if r.StatusCode != http.StatusOK {
