@@ -13,8 +13,7 @@
 // generates load: the same Go HTTP loop drives all three (1 and 8 clients, then
 // a second 8-client pass) and the benchmark prints warm p50/p99 latency,
 // requests/s, the CPU time and the context switches each server process
-// spent per request, side
-// by side, plus Pier's cold start for the ~218 KB bundle. It needs git,
+// spent per request, side by side, plus Pier's cold start for the ~218 KB bundle. It needs git,
 // node and npm; the figures are in docs/runtime.md.
 package bench
 
