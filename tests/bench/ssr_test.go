@@ -12,8 +12,8 @@
 // package deno, the handler under Deno.serve). This process only
 // generates load: the same Go HTTP loop drives all three (1 and 8 clients, then
 // a second 8-client pass) and the benchmark prints warm p50/p99 latency,
-// requests/s and the CPU time each server process spent per request, side
-// by side, plus Pier's cold start for the ~218 KB bundle. It needs git,
+// requests/s, the CPU time and the context switches each server process
+// spent per request, side by side, plus Pier's cold start for the ~218 KB bundle. It needs git,
 // node and npm; the figures are in docs/runtime.md.
 package bench
 
@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,7 +117,7 @@ func BenchmarkSSR(b *testing.B) {
 	var out strings.Builder
 	fmt.Fprintf(&out, "\nReact renderToString page, %d KB bundle, %d requests or %s per level after %d warm-up requests, loopback\n",
 		len(bundle)>>10, requests, maxTime, warmup)
-	fmt.Fprintf(&out, "%-40s %8s %10s %10s %10s %14s\n", "runtime", "clients", "p50", "p99", "req/s", "server CPU/req")
+	fmt.Fprintf(&out, "%-40s %8s %10s %10s %10s %14s %10s\n", "runtime", "clients", "p50", "p99", "req/s", "server CPU/req", "switch/req")
 	for _, r := range rows {
 		for i := range passes {
 			res := r.res[i]
@@ -124,7 +125,11 @@ func BenchmarkSSR(b *testing.B) {
 			if res.cpu > 0 {
 				cpu = ms(res.cpu)
 			}
-			fmt.Fprintf(&out, "%-40s %8s %10s %10s %10.0f %14s\n", r.name, label(i), ms(res.p50), ms(res.p99), res.rps, cpu)
+			sw := "-"
+			if res.switches > 0 {
+				sw = fmt.Sprintf("%.1f", res.switches)
+			}
+			fmt.Fprintf(&out, "%-40s %8s %10s %10s %10.0f %14s %10s\n", r.name, label(i), ms(res.p50), ms(res.p99), res.rps, cpu, sw)
 		}
 	}
 	for _, other := range []int{1, 2} {
@@ -170,7 +175,20 @@ func startPier(b *testing.B, bundle []byte) target {
 	url, sha := git.CreateRepo(b, "bench", map[string]string{"_worker.js": string(bundle), "index.html": "<h1>bench</h1>"})
 	// The last --log-level wins: StartDev asks for debug, which would log
 	// every request. The functions API is off (it listens on a fixed port).
+	// PIER_BENCH_ENV ("GOGC=200 GOMAXPROCS=1") adds environment variables
+	// to the pier process only: for experiments with the Go runtime's
+	// settings, without touching the load generator or the other servers.
+	for _, kv := range strings.Fields(os.Getenv("PIER_BENCH_ENV")) {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			b.Setenv(k, v)
+		}
+	}
 	dev := testenv.StartDev(b, b.TempDir(), "--log-level", "warn", "--functions-addr", "")
+	for _, kv := range strings.Fields(os.Getenv("PIER_BENCH_ENV")) {
+		if k, _, ok := strings.Cut(kv, "="); ok {
+			os.Unsetenv(k)
+		}
+	}
 	if code := dev.API(b, "POST", "/v1/projects", map[string]any{"name": "bench", "repo_url": url, "git_token": token}, nil); code != http.StatusCreated {
 		b.Fatalf("create project: status %d", code)
 	}
@@ -359,6 +377,7 @@ type result struct {
 	p50, p99 time.Duration
 	rps      float64
 	cpu      time.Duration // server CPU time (user + system) per request; 0 if not measured
+	switches float64       // server context switches (voluntary + not) per request; 0 if not measured
 }
 
 // load sends requests to tg from clients concurrent clients on kept-alive
@@ -395,7 +414,7 @@ func load(b *testing.B, tg target, clients int) result {
 		next <- struct{}{}
 	}
 	close(next)
-	cpu0 := groupCPU(tg.pid)
+	cpu0, sw0 := groupCPU(tg.pid), groupSwitches(tg.pid)
 	stop := time.Now().Add(maxTime)
 	start := time.Now()
 	for range clients {
@@ -421,7 +440,7 @@ func load(b *testing.B, tg target, clients int) result {
 	}
 	wg.Wait()
 	took := time.Since(start)
-	cpu1 := groupCPU(tg.pid)
+	cpu1, sw1 := groupCPU(tg.pid), groupSwitches(tg.pid)
 	if firstErr != nil {
 		b.Fatalf("%s under load: %v", tg.name, firstErr)
 	}
@@ -429,7 +448,56 @@ func load(b *testing.B, tg target, clients int) result {
 	if cpu1 > cpu0 && res.n > 0 {
 		res.cpu = (cpu1 - cpu0) / time.Duration(res.n)
 	}
+	if sw1 > sw0 && res.n > 0 {
+		res.switches = float64(sw1-sw0) / float64(res.n)
+	}
 	return res
+}
+
+// groupSwitches is the number of context switches (voluntary and
+// involuntary) of the live threads of the processes in the process group
+// pgid, from /proc/<pid>/task/<tid>/status; 0 for pgid 0. Every switch is
+// a thread that went to sleep or was preempted: on a VM, waking a thread
+// on another core costs tens of microseconds of CPU.
+func groupSwitches(pgid int) int64 {
+	if pgid == 0 {
+		return 0
+	}
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		if pg, err := syscall.Getpgid(mustAtoi(d.Name())); err != nil || pg != pgid {
+			continue
+		}
+		tasks, _ := os.ReadDir(filepath.Join("/proc", d.Name(), "task"))
+		for _, t := range tasks {
+			raw, err := os.ReadFile(filepath.Join("/proc", d.Name(), "task", t.Name(), "status"))
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(raw), "\n") {
+				if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+					x, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+					n += x
+				} else if v, ok := strings.CutPrefix(line, "nonvoluntary_ctxt_switches:"); ok {
+					x, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+					n += x
+				}
+			}
+		}
+	}
+	return n
+}
+
+func mustAtoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
 
 // groupCPU is the CPU time (user + system) spent so far by the processes

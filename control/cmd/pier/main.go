@@ -60,6 +60,7 @@ through the environment as PIER_<FLAG> (e.g. PIER_DATA_DIR).
 `
 
 func main() {
+	tuneSysmon(os.Args[1:]) // sysmon.go: may re-execute the process
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))

@@ -275,7 +275,7 @@ func serve(ctx context.Context, rt *config.Runtime, opts serveOptions, logger *s
 			return fmt.Errorf("control listen: %w", err)
 		}
 		apiURL = "http://" + ln.Addr().String()
-		tel.local(apiURL)
+		tel.local(tsvc)
 		if rt.Edge.ControlURL == "" {
 			dataClient.SetURL(apiURL)
 		}
