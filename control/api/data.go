@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -93,10 +92,8 @@ func (s *Server) listData(c *gin.Context) (int, any, error) {
 		return 0, nil, err
 	}
 	q := control.DataQuery{Prefix: strings.TrimSuffix(c.Query("prefix"), "*"), Label: c.Query("label"), After: c.Query("after")}
-	if v := c.Query("limit"); v != "" {
-		if q.Limit, err = strconv.Atoi(v); err != nil || q.Limit <= 0 {
-			return 0, nil, control.Invalid("limit", "want a positive number, not %q", v)
-		}
+	if q.Limit, err = queryLimit(c, 0, 0); err != nil {
+		return 0, nil, err
 	}
 	items, cursor, err := s.deps.Data.List(c.Request.Context(), sc, q)
 	if err != nil {

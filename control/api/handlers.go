@@ -240,11 +240,9 @@ func (s *Server) listDeployments(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	limit := 50
-	if v := c.Query("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
-			return 0, nil, control.Invalid("limit", "must be a number from 1 to 1000")
-		}
+	limit, err := queryLimit(c, 50, 1000)
+	if err != nil {
+		return 0, nil, err
 	}
 	ds, err := s.deps.Deploy.Deployments(ctx, p.ID, limit)
 	if err != nil {
@@ -434,4 +432,21 @@ func (s *Server) rewrapSecrets(c *gin.Context) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, gin.H{"rewrapped": n}, nil
+}
+
+// queryLimit reads the "limit" query parameter: def when it is absent,
+// else a number from 1 to max (no upper bound when max is 0).
+func queryLimit(c *gin.Context, def, max int) (int, error) {
+	v := c.Query("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	switch {
+	case err != nil || n < 1:
+		return 0, control.Invalid("limit", "want a positive number, not %q", v)
+	case max > 0 && n > max:
+		return 0, control.Invalid("limit", "want 1 to %d, not %q", max, v)
+	}
+	return n, nil
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -82,11 +81,9 @@ func (s *Server) listMessages(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	limit := 0
-	if v := c.Query("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit <= 0 || limit > 1000 {
-			return 0, nil, control.Invalid("limit", "want 1 to 1000, not %q", v)
-		}
+	limit, err := queryLimit(c, 0, 1000)
+	if err != nil {
+		return 0, nil, err
 	}
 	state := c.DefaultQuery("state", control.MessageDead)
 	msgs, err := s.deps.Queues.Messages(c.Request.Context(), p.ID, c.Param("queue"), state, limit)

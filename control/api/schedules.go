@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -73,11 +72,9 @@ func (s *Server) listRuns(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	limit := 0
-	if v := c.Query("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit <= 0 || limit > 1000 {
-			return 0, nil, control.Invalid("limit", "want 1 to 1000, not %q", v)
-		}
+	limit, err := queryLimit(c, 0, 1000)
+	if err != nil {
+		return 0, nil, err
 	}
 	runs, err := s.deps.Schedules.Runs(c.Request.Context(), p.ID, c.Query("schedule"), limit)
 	if err != nil {

@@ -122,13 +122,11 @@ func (s *Server) logQuery(c *gin.Context) (control.LogQuery, error) {
 			q.Levels = append(q.Levels, strings.ToLower(strings.TrimSpace(l)))
 		}
 	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return q, control.Invalid("limit", "must be a positive number")
-		}
-		q.Limit = n
+	n, err := queryLimit(c, 0, 0)
+	if err != nil {
+		return q, err
 	}
+	q.Limit = n
 	cursor := c.Query("after")
 	if id := c.GetHeader("Last-Event-ID"); id != "" {
 		cursor = id
