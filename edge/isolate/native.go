@@ -86,6 +86,16 @@ func (r *Runtime) nativeRandom(info *v8.FunctionCallbackInfo) (*v8.Value, error)
 	return nil, nil
 }
 
+// writeStart reports in scratch whether an asynchronous call (a fetch, a
+// binding call) started: status 0, or 1 and err's text.
+func writeStart(scratch *v8.Value, err error) {
+	if err == nil {
+		writeResult(scratch, 0, nil)
+		return
+	}
+	writeResult(scratch, 1, []byte(err.Error()))
+}
+
 // nativeFetch(scratch, id, requestJSON, body) starts an outbound request;
 // the result is delivered by the event loop through the prelude's fetchDone.
 // A request refused before any I/O is reported through scratch.
@@ -95,14 +105,7 @@ func (r *Runtime) nativeFetch(info *v8.FunctionCallbackInfo) (*v8.Value, error) 
 	if len(args) < 3 || !args[0].IsSharedArrayBuffer() {
 		return nil, nil
 	}
-	reply := func(err error) (*v8.Value, error) {
-		if err == nil {
-			writeResult(args[0], 0, nil)
-		} else {
-			writeResult(args[0], 1, []byte(err.Error()))
-		}
-		return nil, nil
-	}
+	reply := func(err error) (*v8.Value, error) { writeStart(args[0], err); return nil, nil }
 	c := r.cur
 	if c == nil {
 		return reply(errors.New("fetch failed: no request in progress"))
@@ -155,14 +158,7 @@ func (r *Runtime) nativeHost(info *v8.FunctionCallbackInfo) (*v8.Value, error) {
 	if len(args) < 5 || !args[0].IsSharedArrayBuffer() {
 		return nil, nil
 	}
-	reply := func(err error) (*v8.Value, error) {
-		if err == nil {
-			writeResult(args[0], 0, nil)
-		} else {
-			writeResult(args[0], 1, []byte(err.Error()))
-		}
-		return nil, nil
-	}
+	reply := func(err error) (*v8.Value, error) { writeStart(args[0], err); return nil, nil }
 	name, method := args[2].String(), args[3].String()
 	c := r.cur
 	if c == nil {
